@@ -1,0 +1,29 @@
+# Two commands: `make demo` and `make test`. Both set up .venv on first use (idempotent).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.mdnet_tf-installed
+DEMO_DIR ?= runs/demo
+
+.PHONY: demo test venv clean-demo
+
+venv: $(STAMP)
+
+# torch==2.13.0 first (CPU build; DGL imports torch), then the package with its pins.
+$(STAMP): setup.py requirements.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+demo: $(STAMP)
+	$(PY) launch/generate_data.py --preset=smoke --out_dir=$(DEMO_DIR)/data
+	$(PY) launch/compare_verlet.py --data_dir=$(DEMO_DIR)/data
+
+clean-demo:
+	rm -rf $(DEMO_DIR)

@@ -1,0 +1,49 @@
+"""Atomic writes and checksums: a crash never leaves a half-written file behind."""
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+  """Yields a temporary path next to `path`; renames it onto `path` on success.
+
+  The temporary file lives in the same directory (so the rename is atomic) and
+  is removed if the body raises.
+  """
+  path = os.fspath(path)
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".",
+                             suffix=".tmp")
+  os.close(fd)
+  try:
+    yield tmp
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_text(path, text):
+  """Atomically writes `text` to `path`."""
+  with atomic_path(path) as tmp:
+    with open(tmp, "w") as f:
+      f.write(text)
+
+
+def write_json(path, obj):
+  """Atomically writes `obj` as indented JSON."""
+  write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def sha256(path, chunk=1 << 20):
+  """Hex SHA-256 of a file."""
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(chunk), b""):
+      h.update(block)
+  return h.hexdigest()

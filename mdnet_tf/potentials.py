@@ -1,0 +1,76 @@
+"""Lennard-Jones energy and analytic forces on a dense neighbor list.
+
+V(r) = 4 ε [(σ/r)^12 − (σ/r)^6] for r < r_c, 0 beyond (LAMMPS `pair_style lj/cut`).
+By default the energy is not shifted (the LAMMPS default); with `shift=True`
+V(r_c) is subtracted (`pair_modify shift yes`), which leaves forces and dynamics
+unchanged but removes the energy jumps when pairs cross r_c, so total-energy
+drift measures the integrator. Defaults are the paper's argon.
+
+Shapes and units:
+  positions: [N, 3] float, Å.  box: [3] float, Å.
+  neighbors.indices: [N, K] int32, sentinel N (see partition.py).
+  energy: [] kcal/mol.  per-atom energy: [N] kcal/mol.  forces: [N, 3] kcal/mol/Å.
+"""
+
+from typing import NamedTuple
+
+import tensorflow as tf
+
+from mdnet_tf import space
+from mdnet_tf import units
+
+
+class LennardJones(NamedTuple):
+  """Parameters of a single-species LJ potential."""
+  epsilon: float = units.ARGON_EPSILON   # kcal/mol
+  sigma: float = units.ARGON_SIGMA       # Å
+  cutoff: float = units.ARGON_CUTOFF     # Å
+  shift: bool = False                    # subtract V(cutoff) from the energy
+
+  def lammps_commands(self):
+    """The LAMMPS pair commands that define the same potential."""
+    return [f"pair_style lj/cut {float(self.cutoff)!r}",
+            f"pair_coeff 1 1 {float(self.epsilon)!r} {float(self.sigma)!r}",
+            f"pair_modify shift {'yes' if self.shift else 'no'}"]
+
+  def energy_at_cutoff(self):
+    """V(r_c) in kcal/mol (what `shift=True` subtracts per pair)."""
+    s6 = (self.sigma / self.cutoff) ** 6
+    return 4.0 * self.epsilon * (s6 * s6 - s6)
+
+
+def _pair_terms(positions, box, indices, lj):
+  """Masked pair displacements, r² and (σ²/r²)³ for a dense neighbor list."""
+  num_atoms = tf.shape(positions)[0]
+  valid = indices < num_atoms
+  neighbor_pos = tf.gather(positions, tf.minimum(indices, num_atoms - 1))
+  d = space.displacement(positions[:, None, :], neighbor_pos, box)   # [N, K, 3]
+  r2 = tf.reduce_sum(d * d, axis=-1)
+  within = valid & (r2 < lj.cutoff ** 2)
+  safe_r2 = tf.where(within, r2, tf.ones_like(r2))
+  s6 = (lj.sigma ** 2 / safe_r2) ** 3
+  return d, safe_r2, s6, within
+
+
+def energy_and_forces(positions, box, neighbors, lj=LennardJones()):
+  """Total energy [], per-atom energy [N] and forces [N, 3] (analytic).
+
+  Per-atom energy splits each pair half-half, as LAMMPS `compute pe/atom` does.
+  The neighbor list must be a full list (both i→j and j→i present).
+  """
+  positions = tf.convert_to_tensor(positions)
+  box = tf.cast(box, positions.dtype)
+  d, r2, s6, within = _pair_terms(positions, box, neighbors.indices, lj)
+  zero = tf.zeros_like(r2)
+  offset = lj.energy_at_cutoff() if lj.shift else 0.0
+  pair_energy = tf.where(within, 4.0 * lj.epsilon * (s6 * s6 - s6) - offset, zero)
+  per_atom = 0.5 * tf.reduce_sum(pair_energy, axis=1)
+  # F_i = Σ_j 24 ε (2 s6² − s6) / r² · (r_i − r_j)
+  magnitude = tf.where(within, 24.0 * lj.epsilon * (2.0 * s6 * s6 - s6) / r2, zero)
+  forces = tf.reduce_sum(magnitude[..., None] * d, axis=1)
+  return tf.reduce_sum(per_atom), per_atom, forces
+
+
+def energy(positions, box, neighbors, lj=LennardJones()):
+  """Total LJ energy in kcal/mol (differentiable in positions)."""
+  return energy_and_forces(positions, box, neighbors, lj)[0]
