@@ -53,7 +53,8 @@ class VerletSimulator:
   def __init__(self, dt_fs, mass=units.ARGON_MASS,
                lj=potentials.LennardJones(), skin=1.0,
                thermostat: Optional[CSVR] = None, jit_compile=True,
-               dtype=tf.float32, capacity_multiplier=1.25):
+               dtype=tf.float32, capacity_multiplier=1.25,
+               max_temperature=1.0e4):
     if dt_fs <= 0:
       raise errors.InputError(f"dt_fs must be positive, got {dt_fs}")
     self.dt_fs = float(dt_fs)
@@ -64,6 +65,7 @@ class VerletSimulator:
     self.jit_compile = jit_compile
     self.dtype = dtype
     self.capacity_multiplier = capacity_multiplier
+    self.max_temperature = max_temperature  # K; hotter means the run blew up
     self.spec = None
     self._compiled = {}
 
@@ -128,7 +130,8 @@ class VerletSimulator:
       progress: optional callable(steps_done) called after each chunk.
     Raises:
       errors.InputError: bad shapes, non-finite input, box < 2 × (cutoff + skin).
-      errors.MDNetError: the integration produced non-finite values.
+      errors.MDNetError: the run blew up (non-finite values or a temperature
+        above max_temperature).
     """
     space.check_state(positions, momenta, box, self.lj.cutoff + self.skin)
     record_every = int(record_every or num_steps)
@@ -155,11 +158,14 @@ class VerletSimulator:
         nl, f, energy = self._initial(q, box)
       q, p, f, nl, _, energy = out
       done += n
-      if not (np.isfinite(q.numpy()).all() and np.isfinite(p.numpy()).all()):
-        raise errors.MDNetError(
-            f"Verlet integration blew up (non-finite values) within steps "
-            f"{done - n}..{done} at dt = {self.dt_fs} fs; use a smaller dt_fs")
       frames.append(self._record(q, p, energy, done))
+      temperature = frames[-1][-1]
+      if not (np.isfinite(frames[-1][0]).all() and np.isfinite(frames[-1][1]).all()
+              and temperature < self.max_temperature):
+        raise errors.MDNetError(
+            f"Verlet integration blew up within steps {done - n}..{done} at "
+            f"dt = {self.dt_fs} fs (temperature {temperature:.3g} K, limit "
+            f"{self.max_temperature:.3g} K, or non-finite values); use a smaller dt_fs")
       if progress is not None:
         progress(done)
     return Trajectory(*[np.stack(x) for x in zip(*frames)])

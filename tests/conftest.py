@@ -1,0 +1,37 @@
+"""Shared fixtures: quiet TensorFlow, a LAMMPS-generated smoke dataset."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def smoke_dir(tmp_path_factory):
+  """A `smoke` dataset generated once per test session with LAMMPS (seconds)."""
+  from mdnet_tf.data import generate  # pylint: disable=import-outside-toplevel
+  out = tmp_path_factory.mktemp("smoke")
+  generate.generate("smoke", str(out), seed=0, workers=2, progress=False)
+  return str(out)
+
+
+@pytest.fixture(scope="session")
+def liquid_frame(smoke_dir):
+  """First NVE frame (LAMMPS-equilibrated liquid, 256 atoms) of a test trajectory."""
+  from mdnet_tf.data import dataset, dump  # pylint: disable=import-outside-toplevel
+  manifest = dataset.load_manifest(smoke_dir)
+  name = manifest["split"]["test"][0]
+  record = next(t for t in manifest["trajectories"] if t["name"] == name)
+  return dump.read_dump(os.path.join(smoke_dir, record["dump"]))[0]
+
+
+def brute_force_neighbors(positions, box, cutoff):
+  """O(N²) minimum-image reference: list of neighbor-index sets."""
+  q = np.asarray(positions, np.float64)
+  d = q[:, None] - q[None]
+  d -= box * np.round(d / box)
+  r2 = (d ** 2).sum(-1)
+  np.fill_diagonal(r2, np.inf)
+  return [set(np.nonzero(row < cutoff ** 2)[0].tolist()) for row in r2]
