@@ -1,0 +1,1 @@
+"""Ground-truth data: LAMMPS driver, presets, dump reader/writer, frame-pair datasets."""

@@ -1,0 +1,166 @@
+"""Frame-pair datasets: built from LAMMPS dumps, stored as .npz, read with tf.data.
+
+A pair is a state (q(t), p(t)) and its target (q(t+Δt), p(t+Δt)) from the NVE
+stage of one trajectory. `pairs/<split>.npz` holds, for every Δt in the preset,
+arrays named `dt<Δt>_<field>`:
+  positions, next_positions: [P, N, 3] float64, Å (unwrapped)
+  momenta, next_momenta:     [P, N, 3] float64, g/mol·Å/fs
+  box: [P, 3] Å; trajectory: [P] int; time_fs: [P] float; reversed: [P] bool
+Positions are kept in float64 so that Δq = q(t+Δt) − q(t) is exact before it is
+cast to float32 (MDNet's errors reach 1e-5 Å, below float32 rounding of q).
+The training split also holds the time-reversed pairs
+(q(t+Δt), −p(t+Δt)) → (q(t), −p(t)).
+"""
+
+import json
+import os
+import zipfile
+from typing import NamedTuple
+
+import numpy as np
+
+from mdnet_tf import errors
+from mdnet_tf import io_utils
+from mdnet_tf import units
+from mdnet_tf.data import dump
+
+FIELDS = ("positions", "momenta", "next_positions", "next_momenta", "box",
+          "trajectory", "time_fs", "reversed")
+
+
+class FramePairs(NamedTuple):
+  """Pairs for one split and one Δt (NumPy arrays, see module doc)."""
+  dt_fs: int
+  positions: np.ndarray
+  momenta: np.ndarray
+  next_positions: np.ndarray
+  next_momenta: np.ndarray
+  box: np.ndarray
+  trajectory: np.ndarray
+  time_fs: np.ndarray
+  reversed: np.ndarray
+
+  def __len__(self):
+    return len(self.positions)
+
+
+def read_json(path):
+  """Reads a JSON file; a corrupt one is a DatasetError naming the file."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    raise errors.DatasetError(f"{path} is not valid JSON ({e}); delete it to "
+                              f"regenerate that part") from e
+
+
+def frame_times(preset, seed):
+  """The sorted start times [fs] of the sampled frames of one trajectory."""
+  candidates = np.arange(0, preset.nve_steps * preset.timestep_fs - max(preset.dts_fs)
+                         + 1, preset.dump_every_fs)
+  rng = np.random.default_rng(seed)
+  return np.sort(rng.choice(candidates, preset.frames_per_trajectory, replace=False))
+
+
+def _pairs_of(frames, times, dt_fs, traj_index):
+  by_time = {f.timestep: f for f in frames}
+  out = {k: [] for k in FIELDS}
+  for t in times.tolist():
+    if t not in by_time or t + dt_fs not in by_time:
+      raise errors.DatasetError(f"dump lacks the frame at {t} or {t + dt_fs} fs")
+    a, b = by_time[t], by_time[t + dt_fs]
+    for rev, (s, e, sign) in enumerate([(a, b, 1.0), (b, a, -1.0)]):
+      out["positions"].append(s.positions)
+      out["momenta"].append(sign * s.velocities * units.ARGON_MASS)
+      out["next_positions"].append(e.positions)
+      out["next_momenta"].append(sign * e.velocities * units.ARGON_MASS)
+      out["box"].append(s.box)
+      out["trajectory"].append(traj_index)
+      out["time_fs"].append(float(t))
+      out["reversed"].append(bool(rev))
+  return out
+
+
+def build_pairs(out_dir, preset, records):
+  """Writes pairs/<split>.npz from the trajectory dumps; returns their summary."""
+  collected = {}
+  for index, record in enumerate(records):
+    if record["kind"] != "nve":
+      continue
+    frames = dump.read_dump(os.path.join(out_dir, record["dump"]))
+    times = frame_times(preset, record["seeds"]["frames"])
+    record["frame_times_fs"] = times.tolist()
+    for dt in preset.dts_fs:
+      pairs = _pairs_of(frames, times, dt, index)
+      keep_reversed = record["split"] == "train"
+      for field, values in pairs.items():
+        values = [v for v, r in zip(values, pairs["reversed"]) if keep_reversed or not r]
+        collected.setdefault(record["split"], {}).setdefault(
+            f"dt{dt}_{field}", []).extend(values)
+  summary = {}
+  for split, arrays in collected.items():
+    path = os.path.join(out_dir, "pairs", f"{split}.npz")
+    with io_utils.atomic_path(path) as tmp:
+      with open(tmp, "wb") as f:
+        np.savez(f, **{k: np.stack(v) for k, v in arrays.items()})
+    summary[split] = {
+        "file": f"pairs/{split}.npz", "sha256": io_utils.sha256(path),
+        "pairs_per_dt": len(arrays[f"dt{preset.dts_fs[0]}_positions"]),
+        "reversed_pairs_included": split == "train"}
+  return summary
+
+
+def load_manifest(data_dir):
+  """The dataset's manifest; a clear error if the directory is not a dataset."""
+  path = os.path.join(data_dir, "manifest.json")
+  if not os.path.exists(path):
+    raise errors.DatasetError(
+        f"{data_dir} has no manifest.json: not a (finished) mdnet_tf dataset. "
+        f"Generate one with `python launch/generate_data.py --out_dir={data_dir}`")
+  return read_json(path)
+
+
+def load_pairs(data_dir, split, dt_fs, verify=True):
+  """FramePairs of `split` at `dt_fs` from a generated dataset directory.
+
+  Raises:
+    errors.DatasetError: unknown split or Δt, missing/corrupt file, checksum
+      mismatch with the manifest.
+  """
+  manifest = load_manifest(data_dir)
+  if split not in manifest["pairs"]:
+    raise errors.DatasetError(f"split {split!r} not in {data_dir}; available: "
+                              f"{sorted(manifest['pairs'])}")
+  if dt_fs not in manifest["preset"]["dts_fs"]:
+    raise errors.DatasetError(f"Δt {dt_fs} fs not in {data_dir}; available: "
+                              f"{manifest['preset']['dts_fs']} fs")
+  entry = manifest["pairs"][split]
+  path = os.path.join(data_dir, entry["file"])
+  if verify and (not os.path.exists(path) or io_utils.sha256(path) != entry["sha256"]):
+    raise errors.DatasetError(f"{path} is missing or does not match the checksum "
+                              f"in manifest.json; regenerate the dataset")
+  try:
+    with np.load(path) as data:
+      return FramePairs(int(dt_fs), *[data[f"dt{dt_fs}_{k}"] for k in FIELDS])
+  except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+    raise errors.DatasetError(f"cannot read {path}: {e}") from e
+
+
+def tf_dataset(pairs, shuffle_seed=None):
+  """A tf.data.Dataset of float32 dicts, one pair per element.
+
+  Keys: positions, momenta, box, delta_positions (q(t+Δt) − q(t), computed in
+  float64), next_momenta, delta_momenta; shapes [N, 3] (box [3]).
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  f32 = lambda x: np.asarray(x, np.float32)
+  tensors = {
+      "positions": f32(pairs.positions), "momenta": f32(pairs.momenta),
+      "box": f32(pairs.box),
+      "delta_positions": f32(pairs.next_positions - pairs.positions),
+      "next_momenta": f32(pairs.next_momenta),
+      "delta_momenta": f32(pairs.next_momenta - pairs.momenta)}
+  ds = tf.data.Dataset.from_tensor_slices(tensors)
+  if shuffle_seed is not None:
+    ds = ds.shuffle(len(pairs), seed=shuffle_seed, reshuffle_each_iteration=True)
+  return ds
