@@ -19,6 +19,8 @@ from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+tf.get_logger().setLevel("ERROR")  # per-Δt simulators retrace by design
+
 from mdnet_tf import units  # noqa: E402
 from mdnet_tf import verlet  # noqa: E402
 from mdnet_tf.data import dataset  # noqa: E402

@@ -24,7 +24,11 @@ def displacement(r_a, r_b, box):
   Returns:
     [..., 3] displacement in Å with every component in [-box/2, box/2].
   """
-  d = r_a - r_b
+  return minimum_image(r_a - r_b, box)
+
+
+def minimum_image(d, box):
+  """The periodic image of difference vectors d [..., 3] closest to zero, Å."""
   return d - box * tf.math.round(d / box)
 
 

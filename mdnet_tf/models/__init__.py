@@ -1,0 +1,1 @@
+"""Models: graph construction, message passing (TF-native and DGL), MDNet, baselines."""

@@ -1,0 +1,69 @@
+"""MDNet's graph: one node per atom, an edge for every pair closer than r_c.
+
+The graph is stored as a padded list of *undirected* edges (i < j), each used in
+both directions. Directed edge arrays have 2E entries: the first E are the
+"forward" directions (center i, other j, i < j), the next E the same pairs
+reversed (center j, other i). MDNet evaluates φ_o once per undirected edge, on
+the forward direction (the paper picks one direction at random; the lower
+index is our fixed choice), and gives the reverse direction the negative.
+
+Shapes: E = static capacity (`max_edges`); padded slots have mask False and
+both ends equal to the sentinel N.
+"""
+
+from typing import NamedTuple
+
+import tensorflow as tf
+
+from mdnet_tf import space
+
+
+class Graph(NamedTuple):
+  """Directed view of a padded undirected edge list (TF tensors).
+
+  center: [2E] int32, the atom an edge feature is centred on (DGL: dst).
+  other: [2E] int32, its neighbor (DGL: src).
+  mask: [2E] bool, real edges.
+  num_edges: [] int32, real undirected edges (≤ E).
+  overflow: [] bool, more undirected edges than the capacity E.
+  """
+  center: tf.Tensor
+  other: tf.Tensor
+  mask: tf.Tensor
+  num_edges: tf.Tensor
+  overflow: tf.Tensor
+
+  @property
+  def capacity(self):
+    return self.center.shape[0] // 2
+
+
+def from_neighbors(positions, box, neighbors, cutoff, max_edges):
+  """Undirected edges within `cutoff` from a full dense neighbor list.
+
+  Args:
+    positions: [N, 3] Å.  box: [3] Å.
+    neighbors: partition.NeighborList (full list, radius ≥ cutoff).
+    cutoff: edge radius r_c, Å.
+    max_edges: static capacity E of undirected edges.
+  Returns:
+    Graph; check `overflow` (and the neighbor list's) before use.
+  """
+  num_atoms = tf.shape(positions)[0]
+  idx = neighbors.indices                                      # [N, K]
+  rows = tf.broadcast_to(tf.range(num_atoms)[:, None], tf.shape(idx))
+  valid = idx < num_atoms
+  other_pos = tf.gather(positions, tf.minimum(idx, num_atoms - 1))
+  d = space.displacement(positions[:, None, :], other_pos, tf.cast(box, positions.dtype))
+  r2 = tf.reduce_sum(d * d, axis=-1)
+  keep = tf.reshape(valid & (idx > rows) & (r2 < cutoff * cutoff), [-1])
+  slot = tf.cumsum(tf.cast(keep, tf.int32), exclusive=True)
+  total = tf.reduce_sum(tf.cast(keep, tf.int32))
+  target = tf.where(keep & (slot < max_edges), slot, max_edges)[:, None]
+  fill = tf.fill([max_edges + 1], num_atoms)
+  i = tf.tensor_scatter_nd_update(fill, target, tf.reshape(rows, [-1]))[:max_edges]
+  j = tf.tensor_scatter_nd_update(fill, target, tf.reshape(idx, [-1]))[:max_edges]
+  mask = tf.range(max_edges) < total
+  return Graph(center=tf.concat([i, j], 0), other=tf.concat([j, i], 0),
+               mask=tf.concat([mask, mask], 0), num_edges=tf.minimum(total, max_edges),
+               overflow=total > max_edges)

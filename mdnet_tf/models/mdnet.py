@@ -1,0 +1,133 @@
+"""MDNet (paper Section 3): Δq, Δp = MDNet[q(t), p(t), Δt].
+
+For every directed edge (center i, neighbor j, r_ij < r_c):
+  e_ij = [1/r_ij, (q_i − q_j)/r_ij², p_i − p_j]            (Eq. 6, m1 = 7)
+  m_ij = φ_e(e_ij)                                         (m2 numbers)
+  L_i = M_i E_iᵀ = Σ_j m_ij e_ijᵀ                           (Eq. 7, m2 × 7)
+For every undirected edge, in its forward direction only (graph.py):
+  Δq_ij, Δp_ij = φ_o(L_i, e_ij);  Δq_ji = −Δq_ij, Δp_ji = −Δp_ij   (Eq. 8)
+  Δp_i = Σ_j Δp_ij,  Δq_i = Σ_j Δq_ij + p_i/m Δt               (Eq. 9)
+so Σ_i Δp_i = 0: total momentum is conserved.
+
+φ_e: 4 layers (7 → 40 → 40 → 40 → m2); φ_o: 4 layers (7·m2 + 7 → 200 → 200 →
+200 → 6), ReLU. m2 = 32: L_i then has 224 numbers, about the width of φ_o's
+hidden layers, so φ_o's input is not a bottleneck, while φ_e stays cheap.
+
+Normalization (the network never sees raw units): e_ij's three groups are
+scaled by fixed training-set statistics (1/r also centred), L_i is divided by
+the mean neighbor count, and the outputs are multiplied by the RMS of the
+targets Δq − pΔt/m and Δp. The first layer of φ_o is split as
+W_L·L_i (once per atom) + W_e·e_ij (per edge), which computes the same function.
+
+Message passing goes through `ops`: segment_ops (TF-native, XLA, export) or
+dgl_ops (DGL, eager); the graph is passed on each call, never stored.
+"""
+
+import dataclasses
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from mdnet_tf import errors
+from mdnet_tf import units
+from mdnet_tf.models import mlp
+from mdnet_tf.models import normalization
+
+NUM_EDGE_FEATURES = 7
+
+
+@dataclasses.dataclass(frozen=True)
+class MDNetConfig:
+  dt_fs: float
+  stats: normalization.NormStats
+  cutoff_angstrom: float = units.ARGON_CUTOFF
+  mass_amu: float = units.ARGON_MASS
+  unit_style: str = units.UNIT_STYLE
+  m2: int = 32
+  edge_hidden: int = 40
+  out_hidden: int = 200
+  num_layers: int = 4
+  model: str = "mdnet"
+
+  def to_json(self):
+    d = dataclasses.asdict(self)
+    d["stats"] = self.stats.to_json()
+    return d
+
+  @classmethod
+  def from_json(cls, d):
+    d = dict(d)
+    d["stats"] = normalization.NormStats.from_json(d["stats"])
+    return cls(**d)
+
+  def dumps(self):
+    return json.dumps(self.to_json(), indent=2, sort_keys=True)
+
+  def check_dt(self, dt_fs):
+    """Refuses data of another Δt (one model per Δt, as in the paper)."""
+    if abs(float(dt_fs) - self.dt_fs) > 1e-9:
+      raise errors.InputError(
+          f"this model was trained for Δt = {self.dt_fs:g} fs, the data has "
+          f"Δt = {float(dt_fs):g} fs; use the model trained for that Δt")
+
+
+class MDNet(tf.Module):
+  """The MDNet network with its pre- and postprocessing (see module doc)."""
+
+  def __init__(self, config, seed=0, name="mdnet"):
+    super().__init__(name=name)
+    self.config = config
+    c = config
+    hidden = c.num_layers - 1
+    self.phi_e = mlp.MLP(NUM_EDGE_FEATURES, [c.edge_hidden] * hidden + [c.m2],
+                         "relu", seed=seed, name="phi_e")
+    self.phi_o = mlp.MLP(c.m2 * NUM_EDGE_FEATURES + NUM_EDGE_FEATURES,
+                         [c.out_hidden] * hidden + [6], "relu", seed=seed + 1,
+                         name="phi_o")
+
+  def edge_features(self, d, dp):
+    """Normalized e_ij [2E, 7] from minimum-image q_i − q_j [2E, 3] and p_i − p_j."""
+    s = self.config.stats
+    r2 = tf.reduce_sum(d * d, axis=-1, keepdims=True)
+    r2 = tf.where(r2 > 0, r2, tf.ones_like(r2))      # padded edges have d = 0
+    inv_r = tf.math.rsqrt(r2)
+    return tf.concat([(inv_r - s.inv_r_mean) / s.inv_r_std,
+                      d / r2 / s.rel_pos_scale, dp / s.rel_mom_scale], axis=-1)
+
+  def __call__(self, positions, momenta, box, graph, ops):
+    """Δq [N, 3] Å and Δp [N, 3] g/mol·Å/fs over one Δt.
+
+    Args:
+      positions: [N, 3] float32 Å.  momenta: [N, 3] float32 g/mol·Å/fs.
+      box: [3] Å.  graph: a Graph (segment_ops) or DGLGraph (dgl_ops).
+      ops: segment_ops or dgl_ops module.
+    """
+    c = self.config
+    n = tf.shape(positions)[0]
+    d, dp = ops.edge_differences(graph, positions, momenta, box)
+    e = self.edge_features(d, dp)                                   # [2E, 7]
+    m = self.phi_e(e)                                               # [2E, m2]
+    outer = tf.reshape(m[:, :, None] * e[:, None, :], [-1, c.m2 * NUM_EDGE_FEATURES])
+    local = ops.sum_at_center(graph, outer, n) / c.stats.mean_neighbors  # [N, 7 m2]
+    w1 = self.phi_o.weights[0]
+    per_atom = tf.matmul(local, w1[:c.m2 * NUM_EDGE_FEATURES])           # W_L·L_i
+    half = tf.shape(e)[0] // 2
+    e_fwd = e[:half]
+    pre = (ops.center_values(graph, per_atom)[:half]
+           + tf.matmul(e_fwd, w1[c.m2 * NUM_EDGE_FEATURES:]) + self.phi_o.biases[0])
+    out = self.phi_o(pre, first_layer_done=True)                    # [E, 6]
+    delta = ops.sum_at_center(graph, tf.concat([out, -out], 0), n)  # [N, 6]
+    dq = delta[:, :3] * c.stats.dq_scale + momenta * (c.dt_fs / c.mass_amu)
+    dp_atoms = delta[:, 3:] * c.stats.dp_scale
+    return dq, dp_atoms
+
+
+def apply_update(positions, momenta, dq, dp):
+  """q + Δq, p + Δp in the dtype of the inputs (pass float64 q to keep 1e-5 Å)."""
+  return (positions + tf.cast(dq, positions.dtype),
+          momenta + tf.cast(dp, momenta.dtype))
+
+
+def count_parameters(module):
+  return int(sum(np.prod(v.shape) for v in module.trainable_variables))

@@ -1,0 +1,35 @@
+"""A plain multilayer perceptron as a tf.Module (checkpointable, exportable)."""
+
+import numpy as np
+import tensorflow as tf
+
+ACTIVATIONS = {"relu": tf.nn.relu, "swish": tf.nn.silu, "sigmoid": tf.nn.sigmoid}
+
+
+def glorot(shape, rng, name):
+  """Glorot-uniform initialized float32 variable from a NumPy Generator."""
+  limit = np.sqrt(6.0 / (shape[0] + shape[1]))
+  return tf.Variable(rng.uniform(-limit, limit, shape).astype(np.float32), name=name)
+
+
+class MLP(tf.Module):
+  """x [B, in] -> [B, sizes[-1]]; activation after every layer but the last."""
+
+  def __init__(self, in_size, sizes, activation="relu", seed=0, name=None):
+    super().__init__(name=name)
+    rng = np.random.default_rng(seed)
+    self.activation = ACTIVATIONS[activation]
+    self.weights, self.biases = [], []
+    for k, (a, b) in enumerate(zip([in_size] + list(sizes[:-1]), sizes)):
+      self.weights.append(glorot((a, b), rng, f"w{k}"))
+      self.biases.append(tf.Variable(tf.zeros([b]), name=f"b{k}"))
+
+  def __call__(self, x, first_layer_done=False):
+    """Applies the MLP; with first_layer_done, x is the first layer's pre-activation."""
+    for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+      if k == 0 and first_layer_done:
+        pre = x
+      else:
+        pre = tf.matmul(x, w) + b
+      x = pre if k == len(self.weights) - 1 else self.activation(pre)
+    return x
