@@ -1,0 +1,103 @@
+"""Trains MDNet for one Δt (one model per Δt, as in the paper).
+
+  python launch/train.py --dt=16
+  python launch/train.py --dt=64 --graph_backend=xla --epochs=30 --workdir=runs/mdnet_dt64
+
+With defaults, a missing dataset is generated first (the `small` preset). The
+run resumes from its last checkpoint when started again with the same workdir.
+TensorBoard: `tensorboard --logdir <workdir>/tensorboard`.
+"""
+
+import json
+import os
+import shlex
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+from mdnet_tf import training  # noqa: E402
+from mdnet_tf.data import dataset  # noqa: E402
+from mdnet_tf.data import generate  # noqa: E402
+from mdnet_tf.data import presets  # noqa: E402
+from mdnet_tf.models import mdnet  # noqa: E402
+from mdnet_tf.models import normalization  # noqa: E402
+
+_DT = flags.DEFINE_integer("dt", 16, "Time step Δt of the model, fs.")
+_MODEL = flags.DEFINE_enum("model", "mdnet", ["mdnet"], "Model to train.")
+_BACKEND = flags.DEFINE_enum("graph_backend", "dgl", ["dgl", "xla"],
+                             "Message passing: DGL (eager, the paper's stack) or "
+                             "TF-native segment ops compiled with XLA.")
+_PRESET = flags.DEFINE_enum("preset", "small", sorted(presets.PRESETS),
+                            "Dataset preset (generated if --data_dir is missing).")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset (default data/<preset>).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default runs/<model>_dt<dt>).")
+_EPOCHS = flags.DEFINE_integer("epochs", 20, "Epochs over the training pairs "
+                               "(the paper trains 1000 on a GPU).")
+_STEPS = flags.DEFINE_integer("steps", None, "Total steps (overrides --epochs).")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of initialization and data order.")
+_LR = flags.DEFINE_float("learning_rate", 5e-3, "Initial learning rate (paper: 5e-3).")
+_DECAY = flags.DEFINE_float("decay_rate", 0.8, "Exponential decay rate (paper: 0.8).")
+_DECAY_STEPS = flags.DEFINE_integer("decay_steps", None,
+                                    "Steps per decay by decay_rate (default: 1/20 of the run).")
+_CKPT_EVERY = flags.DEFINE_integer("checkpoint_every", 100, "Steps between checkpoints.")
+_M2 = flags.DEFINE_integer("m2", 32, "Width m2 of the messages φ_e (L_i is m2 × 7).")
+_MAX_PAIRS = flags.DEFINE_integer("max_train_pairs", None, "Use only this many training pairs.")
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  data_dir = _DATA_DIR.value or os.path.join("data", _PRESET.value)
+  if not os.path.exists(os.path.join(data_dir, "manifest.json")):
+    print(f"no dataset at {data_dir}: generating the {_PRESET.value!r} preset first")
+    generate.generate(_PRESET.value, data_dir)
+  manifest = dataset.load_manifest(data_dir)
+  workdir = _WORKDIR.value or os.path.join("runs", f"{_MODEL.value}_dt{_DT.value}")
+  train_pairs = dataset.load_pairs(data_dir, "train", _DT.value)
+  val_pairs = dataset.load_pairs(data_dir, "validation", _DT.value)
+  config_path = os.path.join(workdir, "model_config.json")
+  if os.path.exists(config_path):   # resuming: the stored statistics are authoritative
+    with open(config_path) as f:
+      config = mdnet.MDNetConfig.from_json(json.load(f))
+    config.check_dt(_DT.value)
+  else:
+    stats = normalization.NormStats.from_pairs(train_pairs, manifest["mass_amu"],
+                                               manifest["potential"]["cutoff"])
+    config = mdnet.MDNetConfig(dt_fs=float(_DT.value), stats=stats, m2=_M2.value,
+                               cutoff_angstrom=manifest["potential"]["cutoff"],
+                               mass_amu=manifest["mass_amu"])
+  print(f"preparing graphs for {len(train_pairs)} train / {len(val_pairs)} validation pairs")
+  train = training.prepare(train_pairs, config.cutoff_angstrom, _MAX_PAIRS.value)
+  validation = training.prepare(val_pairs, config.cutoff_angstrom)
+  steps = _STEPS.value or _EPOCHS.value * len(train)
+  model = mdnet.MDNet(config, seed=_SEED.value)
+  options = training.TrainOptions(
+      steps=steps, seed=_SEED.value, learning_rate=_LR.value, decay_rate=_DECAY.value,
+      decay_steps=_DECAY_STEPS.value, checkpoint_every=_CKPT_EVERY.value,
+      graph_backend=_BACKEND.value)
+  trainer = training.Trainer(model, train, validation, options, workdir)
+  training.save_config(workdir, config, {
+      "command": " ".join(shlex.quote(a) for a in sys.argv), "data_dir": data_dir,
+      "preset": manifest["preset"]["name"], "data_seed": manifest["seed"],
+      "options": options.__dict__, "parameters": mdnet.count_parameters(model)})
+  print(f"{_MODEL.value} Δt = {_DT.value} fs, {mdnet.count_parameters(model)} parameters, "
+        f"{steps} steps ({steps / len(train):.1f} epochs of {len(train)} pairs), "
+        f"backend {_BACKEND.value}, workdir {workdir}")
+  result = trainer.fit()
+  metrics = trainer.validate()
+  seconds = result["seconds"]
+  done = result["end_step"] - result["start_step"]
+  print(f"\ndone: steps {result['start_step']} → {result['end_step']} in {seconds:.0f} s "
+        f"({seconds / max(done, 1):.3f} s/step)")
+  print(f"validation: loss {metrics['loss']:.4g}, position RMSE "
+        f"{metrics['rmse_positions']:.3e} Å, velocity RMSE "
+        f"{metrics['rmse_velocities']:.3e} Å/fs (best loss {result['best_validation_loss']:.4g})")
+  print(f"checkpoints: {workdir}/checkpoints (latest), {workdir}/best (best validation)")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,107 @@
+"""Training: loss goes down, both backends take the same step, resume after a kill."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mdnet_tf import training
+from mdnet_tf.data import dataset
+from mdnet_tf.models import mdnet
+from mdnet_tf.models import normalization
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def smoke_setup(smoke_dir):
+  pairs = dataset.load_pairs(smoke_dir, "train", 16)
+  stats = normalization.NormStats.from_pairs(pairs, 39.948, 7.0)
+  config = mdnet.MDNetConfig(dt_fs=16.0, stats=stats)
+  train = training.prepare(pairs, 7.0)
+  val = training.prepare(dataset.load_pairs(smoke_dir, "validation", 16), 7.0)
+  return config, train, val
+
+
+def _trainer(smoke_setup, workdir, steps, backend="xla", init_seed=0, lr=5e-3):
+  config, train, val = smoke_setup
+  options = training.TrainOptions(steps=steps, seed=0, learning_rate=lr,
+                                  checkpoint_every=2, graph_backend=backend)
+  return training.Trainer(mdnet.MDNet(config, seed=init_seed), train, val, options,
+                          str(workdir))
+
+
+def test_loss_decreases_when_fitting(smoke_setup, tmp_path):
+  trainer = _trainer(smoke_setup, tmp_path, steps=60, lr=2e-3)
+  train = smoke_setup[1]
+  before = trainer.validate(train)["loss"]
+  trainer.fit(progress=False)
+  after = trainer.validate(train)["loss"]
+  assert after < 0.8 * before, (before, after)
+
+
+def test_dgl_and_xla_take_the_same_step(smoke_setup, tmp_path):
+  a = _trainer(smoke_setup, tmp_path / "a", steps=2, backend="xla")
+  b = _trainer(smoke_setup, tmp_path / "b", steps=2, backend="dgl")
+  la = a.fit(progress=False)["losses"]
+  lb = b.fit(progress=False)["losses"]
+  np.testing.assert_allclose(la, lb, rtol=1e-4)
+  for va, vb in zip(a.model.trainable_variables, b.model.trainable_variables):
+    np.testing.assert_allclose(va.numpy(), vb.numpy(), atol=1e-5)
+
+
+def test_resume_continues_the_same_trajectory(smoke_setup, tmp_path):
+  full = _trainer(smoke_setup, tmp_path / "full", steps=8).fit(progress=False)
+  first = _trainer(smoke_setup, tmp_path / "split", steps=8).fit(progress=False, stop_after=3)
+  # A fresh process builds a fresh model (other initial weights) and optimizer.
+  second = _trainer(smoke_setup, tmp_path / "split", steps=8, init_seed=123).fit(
+      progress=False)
+  assert (first["start_step"], first["end_step"]) == (0, 3)
+  assert (second["start_step"], second["end_step"]) == (3, 8)
+  np.testing.assert_allclose(first["losses"] + second["losses"], full["losses"], rtol=1e-5)
+
+
+def _train_cmd(smoke_dir, workdir, steps):
+  return [sys.executable, os.path.join(ROOT, "launch", "train.py"), "--dt=32",
+          f"--data_dir={smoke_dir}", f"--workdir={workdir}", f"--steps={steps}",
+          "--graph_backend=xla", "--checkpoint_every=3", "--seed=1"]
+
+
+def _final_weights(workdir):
+  config = mdnet.MDNetConfig.from_json(
+      dataset.read_json(os.path.join(workdir, "model_config.json")))
+  model = mdnet.MDNet(config)
+  ckpt = tf.train.Checkpoint(model=model)
+  ckpt.restore(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))).expect_partial()
+  return [v.numpy() for v in model.trainable_variables]
+
+
+def test_train_py_resumes_after_sigkill(smoke_dir, tmp_path):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  steps = 40
+  subprocess.run(_train_cmd(smoke_dir, tmp_path / "ref", steps), check=True, env=env,
+                 capture_output=True)
+  killed = tmp_path / "killed"
+  proc = subprocess.Popen(_train_cmd(smoke_dir, killed, steps), env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  ckpt_dir = killed / "checkpoints"
+  while time.time() < deadline:   # kill as soon as a mid-run checkpoint exists
+    latest = tf.train.latest_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
+    if latest and int(latest.rsplit("-", 1)[1]) >= 6:
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  latest = tf.train.latest_checkpoint(str(ckpt_dir))
+  assert latest is not None and int(latest.rsplit("-", 1)[1]) < steps, latest
+  out = subprocess.run(_train_cmd(smoke_dir, killed, steps), check=True, env=env,
+                       capture_output=True, text=True).stdout
+  assert f"→ {steps}" in out and "done: steps 0 →" not in out
+  for a, b in zip(_final_weights(tmp_path / "ref"), _final_weights(killed)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
