@@ -21,9 +21,14 @@ $(STAMP): setup.py requirements.txt
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# LAMMPS data -> TF Verlet vs LAMMPS -> a short MDNet training -> Table 1 on the demo data.
 demo: $(STAMP)
 	$(PY) launch/generate_data.py --preset=smoke --out_dir=$(DEMO_DIR)/data
 	$(PY) launch/compare_verlet.py --data_dir=$(DEMO_DIR)/data
+	$(PY) launch/train.py --dt=16 --data_dir=$(DEMO_DIR)/data --workdir=$(DEMO_DIR)/mdnet_dt16 \
+	    --graph_backend=xla --steps=300 --decay_steps=100 --checkpoint_every=100
+	$(PY) launch/evaluate.py --data_dir=$(DEMO_DIR)/data --models=$(DEMO_DIR) --dt=16 \
+	    --out_dir=$(DEMO_DIR)/results
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

@@ -3,8 +3,8 @@
   python launch/evaluate.py --data_dir=data/small --models=pretrained
   python launch/evaluate.py --dump=my_run.dump --dt=16 --models=runs   # your own LAMMPS run
 
-Models are found as <models>/mdnet_dt<Δt>/ (a training workdir or a pretrained
-model directory). Writes <out_dir>/table1.md and table1.json.
+Models are found as <models>/mdnet_dt<Δt>/ and <models>/egnn_dt<Δt>/ (training
+workdirs or pretrained model directories); missing ones show as "—". Writes <out_dir>/table1.md and table1.json.
 """
 
 import os
@@ -30,7 +30,7 @@ _OUT_DIR = flags.DEFINE_string("out_dir", "results", "Where table1.md/json go.")
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  results = {"Verlet": {}, "MDNet": {}}
+  results = {"Verlet": {}, "EGNN": {}, "MDNet": {}}
   source = (f"dump {_DUMP.value}" if _DUMP.value
             else f"{_DATA_DIR.value}, {_SPLIT.value} split")
   for dt in (int(x) for x in _DTS.value):
@@ -39,14 +39,15 @@ def main(argv):
     else:
       pairs = dataset.load_pairs(_DATA_DIR.value, _SPLIT.value, dt)
     results["Verlet"][dt] = evaluation.verlet_rmse(pairs)
-    model_dir = os.path.join(_MODELS.value, f"mdnet_dt{dt}")
-    if os.path.exists(os.path.join(model_dir, "model_config.json")):
-      model, path = evaluation.restore_model(model_dir)
-      results["MDNet"][dt] = evaluation.model_rmse(model, pairs)
-      print(f"Δt {dt} fs: {len(pairs)} pairs; MDNet from {path}")
-    else:
-      results["MDNet"][dt] = None
-      print(f"Δt {dt} fs: {len(pairs)} pairs; no model at {model_dir}")
+    for name in ("EGNN", "MDNet"):
+      model_dir = os.path.join(_MODELS.value, f"{name.lower()}_dt{dt}")
+      if os.path.exists(os.path.join(model_dir, "model_config.json")):
+        model, path = evaluation.restore_model(model_dir)
+        results[name][dt] = evaluation.model_rmse(model, pairs)
+        print(f"Δt {dt} fs: {len(pairs)} pairs; {name} from {path}")
+      else:
+        results[name][dt] = None
+        print(f"Δt {dt} fs: {len(pairs)} pairs; no {name} model at {model_dir}")
   print(evaluation.write_table1(results, _OUT_DIR.value, source))
 
 

@@ -19,6 +19,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
+from mdnet_tf import models  # noqa: E402
 from mdnet_tf import training  # noqa: E402
 from mdnet_tf.data import dataset  # noqa: E402
 from mdnet_tf.data import generate  # noqa: E402
@@ -27,7 +28,7 @@ from mdnet_tf.models import mdnet  # noqa: E402
 from mdnet_tf.models import normalization  # noqa: E402
 
 _DT = flags.DEFINE_integer("dt", 16, "Time step Δt of the model, fs.")
-_MODEL = flags.DEFINE_enum("model", "mdnet", ["mdnet"], "Model to train.")
+_MODEL = flags.DEFINE_enum("model", "mdnet", ["mdnet", "egnn"], "Model to train.")
 _BACKEND = flags.DEFINE_enum("graph_backend", "dgl", ["dgl", "xla"],
                              "Message passing: DGL (eager, the paper's stack) or "
                              "TF-native segment ops compiled with XLA.")
@@ -69,25 +70,31 @@ def main(argv):
                                                manifest["potential"]["cutoff"])
     config = mdnet.MDNetConfig(dt_fs=float(_DT.value), stats=stats, m2=_M2.value,
                                cutoff_angstrom=manifest["potential"]["cutoff"],
-                               mass_amu=manifest["mass_amu"])
+                               mass_amu=manifest["mass_amu"], model=_MODEL.value)
   print(f"preparing graphs for {len(train_pairs)} train / {len(val_pairs)} validation pairs")
   train = training.prepare(train_pairs, config.cutoff_angstrom, _MAX_PAIRS.value)
   validation = training.prepare(val_pairs, config.cutoff_angstrom)
   steps = _STEPS.value or _EPOCHS.value * len(train)
-  model = mdnet.MDNet(config, seed=_SEED.value)
+  model = models.build(config, seed=_SEED.value)
   options = training.TrainOptions(
       steps=steps, seed=_SEED.value, learning_rate=_LR.value, decay_rate=_DECAY.value,
       decay_steps=_DECAY_STEPS.value, checkpoint_every=_CKPT_EVERY.value,
       graph_backend=_BACKEND.value)
   trainer = training.Trainer(model, train, validation, options, workdir)
-  training.save_config(workdir, config, {
-      "command": " ".join(shlex.quote(a) for a in sys.argv), "data_dir": data_dir,
-      "preset": manifest["preset"]["name"], "data_seed": manifest["seed"],
-      "options": options.__dict__, "parameters": mdnet.count_parameters(model)})
+  run_path = os.path.join(workdir, "run.json")
+  previous = dataset.read_json(run_path) if os.path.exists(run_path) else {}
+  run = {"command": " ".join(shlex.quote(a) for a in sys.argv), "data_dir": data_dir,
+         "preset": manifest["preset"]["name"], "data_seed": manifest["seed"],
+         "options": options.__dict__, "parameters": mdnet.count_parameters(model),
+         "train_pairs": len(train), "train_seconds_total": previous.get("train_seconds_total", 0.0)}
+  training.save_config(workdir, config, run)
   print(f"{_MODEL.value} Δt = {_DT.value} fs, {mdnet.count_parameters(model)} parameters, "
         f"{steps} steps ({steps / len(train):.1f} epochs of {len(train)} pairs), "
         f"backend {_BACKEND.value}, workdir {workdir}")
   result = trainer.fit()
+  run.update(train_seconds_total=run["train_seconds_total"] + result["seconds"],
+             steps_done=result["end_step"])
+  training.save_config(workdir, config, run)
   metrics = trainer.validate()
   seconds = result["seconds"]
   done = result["end_step"] - result["start_step"]

@@ -16,6 +16,7 @@ from mdnet_tf import io_utils
 from mdnet_tf import training
 from mdnet_tf import units
 from mdnet_tf import verlet
+from mdnet_tf import models
 from mdnet_tf.data import dataset
 from mdnet_tf.data import dump
 from mdnet_tf.models import mdnet
@@ -48,7 +49,7 @@ def restore_model(workdir, which="best"):
     raise errors.InputError(f"{workdir} has no model_config.json: not a training "
                             f"run or pretrained model directory")
   config = mdnet.MDNetConfig.from_json(dataset.read_json(config_path))
-  model = mdnet.MDNet(config)
+  model = models.build(config)
   order = ["best", "checkpoints"] if which == "best" else ["checkpoints", "best"]
   for sub in order:
     path = tf.train.latest_checkpoint(os.path.join(workdir, sub))
@@ -59,7 +60,7 @@ def restore_model(workdir, which="best"):
 
 
 def model_rmse(model, pairs):
-  """RMSE of a trained MDNet (TF-native path, XLA) on FramePairs."""
+  """RMSE of a trained model (TF-native message passing, XLA) on FramePairs."""
   model.config.check_dt(pairs.dt_fs)
   data = training.prepare(pairs, model.config.cutoff_angstrom)
   from mdnet_tf.models import segment_ops  # pylint: disable=import-outside-toplevel

@@ -6,6 +6,9 @@ import json
 import os
 import tempfile
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -22,6 +25,7 @@ def atomic_path(path):
   os.close(fd)
   try:
     yield tmp
+    os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp creates 0600; use the usual mode
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):
