@@ -8,6 +8,7 @@ run resumes from its last checkpoint when started again with the same workdir.
 TensorBoard: `tensorboard --logdir <workdir>/tensorboard`.
 """
 
+import contextlib
 import json
 import os
 import shlex
@@ -47,11 +48,36 @@ _DECAY_STEPS = flags.DEFINE_integer("decay_steps", None,
 _CKPT_EVERY = flags.DEFINE_integer("checkpoint_every", 100, "Steps between checkpoints.")
 _M2 = flags.DEFINE_integer("m2", 32, "Width m2 of the messages φ_e (L_i is m2 × 7).")
 _MAX_PAIRS = flags.DEFINE_integer("max_train_pairs", None, "Use only this many training pairs.")
+_BATCH = flags.DEFINE_integer("batch_size", 1, "Global batch of frame pairs (paper: 1).")
+_DISTRIBUTE = flags.DEFINE_enum(
+    "distribute", "none", ["none", "mirrored", "multi_worker"],
+    "Data parallelism (XLA path): MirroredStrategy over local devices, or "
+    "MultiWorkerMirroredStrategy configured by the TF_CONFIG environment variable.")
+_LOGICAL_CPUS = flags.DEFINE_integer("logical_cpus", None,
+                                     "Split the CPU into this many logical devices "
+                                     "(to try --distribute=mirrored without GPUs).")
+
+
+def _strategy():
+  """The tf.distribute strategy the flags ask for (None: plain single device)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  if _LOGICAL_CPUS.value:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * _LOGICAL_CPUS.value)
+  if _DISTRIBUTE.value == "none":
+    return None
+  if _DISTRIBUTE.value == "multi_worker":
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  gpus = tf.config.list_logical_devices("GPU")
+  devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+  return tf.distribute.MirroredStrategy(devices)
 
 
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  strategy = _strategy()
   data_dir = _DATA_DIR.value or os.path.join("data", _PRESET.value)
   if not os.path.exists(os.path.join(data_dir, "manifest.json")):
     print(f"no dataset at {data_dir}: generating the {_PRESET.value!r} preset first")
@@ -74,13 +100,14 @@ def main(argv):
   print(f"preparing graphs for {len(train_pairs)} train / {len(val_pairs)} validation pairs")
   train = training.prepare(train_pairs, config.cutoff_angstrom, _MAX_PAIRS.value)
   validation = training.prepare(val_pairs, config.cutoff_angstrom)
-  steps = _STEPS.value or _EPOCHS.value * len(train)
-  model = models.build(config, seed=_SEED.value)
+  steps = _STEPS.value or _EPOCHS.value * (len(train) // _BATCH.value)
   options = training.TrainOptions(
       steps=steps, seed=_SEED.value, learning_rate=_LR.value, decay_rate=_DECAY.value,
       decay_steps=_DECAY_STEPS.value, checkpoint_every=_CKPT_EVERY.value,
-      graph_backend=_BACKEND.value)
-  trainer = training.Trainer(model, train, validation, options, workdir)
+      graph_backend=_BACKEND.value, batch_size=_BATCH.value)
+  with strategy.scope() if strategy else contextlib.nullcontext():
+    model = models.build(config, seed=_SEED.value)
+    trainer = training.Trainer(model, train, validation, options, workdir, strategy)
   run_path = os.path.join(workdir, "run.json")
   previous = dataset.read_json(run_path) if os.path.exists(run_path) else {}
   run = {"command": " ".join(shlex.quote(a) for a in sys.argv), "data_dir": data_dir,
@@ -89,7 +116,7 @@ def main(argv):
          "train_pairs": len(train), "train_seconds_total": previous.get("train_seconds_total", 0.0)}
   training.save_config(workdir, config, run)
   print(f"{_MODEL.value} Δt = {_DT.value} fs, {mdnet.count_parameters(model)} parameters, "
-        f"{steps} steps ({steps / len(train):.1f} epochs of {len(train)} pairs), "
+        f"{steps} steps ({steps * _BATCH.value / len(train):.1f} epochs of {len(train)} pairs), "
         f"backend {_BACKEND.value}, workdir {workdir}")
   result = trainer.fit()
   run.update(train_seconds_total=run["train_seconds_total"] + result["seconds"],

@@ -54,6 +54,13 @@ class Prepared(NamedTuple):
     return (self.positions[k], self.momenta[k], self.box[k], g,
             self.delta_positions[k], self.delta_momenta[k])
 
+  def batch(self, indices):
+    """The pairs at `indices`, stacked: the same tuple with a leading [B] axis."""
+    take = lambda x: tf.gather(x, indices)
+    return (take(self.positions), take(self.momenta), take(self.box),
+            graph_lib.Graph(*[take(x) for x in self.graphs]),
+            take(self.delta_positions), take(self.delta_momenta))
+
 
 def prepare(pairs, cutoff, max_pairs=None):
   """Builds graphs (cell list, exact capacity) for every pair of a FramePairs."""
@@ -98,15 +105,30 @@ class TrainOptions:
   checkpoint_every: int = 100
   graph_backend: str = "xla"              # 'xla' (segment ops, XLA) or 'dgl' (eager)
   validate_every: Optional[int] = None    # default: once per epoch
+  batch_size: int = 1                     # global batch (paper: 1)
 
 
 class Trainer:
-  """Owns the model, optimizer, checkpoints and TensorBoard writer of one run."""
+  """Owns the model, optimizer, checkpoints and TensorBoard writer of one run.
 
-  def __init__(self, model, train, validation, options, workdir):
+  With a tf.distribute `strategy` (XLA path only), build the model and the
+  Trainer inside `strategy.scope()`; each step splits the global batch across
+  replicas and sums the gradients, which gives the single-device update.
+  """
+
+  def __init__(self, model, train, validation, options, workdir, strategy=None):
     self.model, self.train, self.validation = model, train, validation
     self.options = options
     self.workdir = workdir
+    self.strategy = strategy
+    replicas = strategy.num_replicas_in_sync if strategy else 1
+    if options.batch_size % replicas or options.batch_size > len(train):
+      raise errors.InputError(
+          f"batch_size {options.batch_size} must be a multiple of the {replicas} "
+          f"replica(s) and at most the {len(train)} training pairs")
+    if strategy is not None and options.graph_backend != "xla":
+      raise errors.InputError("distributed training needs --graph_backend=xla "
+                              "(DGL's TensorFlow backend is eager-only)")
     decay_steps = options.decay_steps or max(1, options.steps // 20)
     self.schedule = tf.keras.optimizers.schedules.ExponentialDecay(
         options.learning_rate, decay_steps, options.decay_rate)
@@ -118,11 +140,15 @@ class Trainer:
     self.best = tf.Variable(math.inf, dtype=tf.float64, name="best_validation_loss")
     self.checkpoint = tf.train.Checkpoint(model=model, optimizer=self.optimizer,
                                           step=self.step, best=self.best)
+    # Multi-worker: only the chief writes where users look; the others must
+    # still save (collective ops) but into scratch directories.
+    chief = strategy is None or _is_chief(strategy)
+    where = workdir if chief else os.path.join(workdir, f"worker_scratch_{_task_id(strategy)}")
     self.manager = tf.train.CheckpointManager(
-        self.checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=3)
+        self.checkpoint, os.path.join(where, "checkpoints"), max_to_keep=3)
     self.best_manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(model=model), os.path.join(workdir, "best"), max_to_keep=1)
-    self.writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+        tf.train.Checkpoint(model=model), os.path.join(where, "best"), max_to_keep=1)
+    self.writer = tf.summary.create_file_writer(os.path.join(where, "tensorboard"))
     self._ops = segment_ops
     self._dgl_graphs = None
     if options.graph_backend == "dgl":
@@ -130,9 +156,9 @@ class Trainer:
       self._ops = dgl_ops
       n = int(train.positions.shape[1])
       self._dgl_graphs = [dgl_ops.to_dgl(train.pair(k)[3], n) for k in range(len(train))]
-      self._step_fn = self._train_step
     elif options.graph_backend == "xla":
-      self._step_fn = tf.function(self._train_step, jit_compile=True)
+      self._grad_fn = tf.function(self._loss_and_grads, jit_compile=True)
+      self._step_fn = tf.function(self._xla_step)
     else:
       raise errors.InputError(f"graph_backend must be 'dgl' or 'xla', got "
                               f"{options.graph_backend!r}")
@@ -142,15 +168,45 @@ class Trainer:
     """Restores the latest checkpoint if any; returns the step to start from."""
     if self.manager.latest_checkpoint:
       self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-    return int(self.step)
+    return int(self.step.numpy())
 
-  def _train_step(self, q, p, box, graph, dq, dp):
-    with tf.GradientTape() as tape:
-      dq_pred, dp_pred = self.model(q, p, box, graph, self._ops)
-      loss, lq, lp = loss_terms(self.model.config, dq_pred, dp_pred, dq, dp)
+  def _loss_and_grads(self, batch, graphs=None):
+    """Σ over the (local) batch of loss / global batch, its terms and gradients."""
+    q, p, box, graph, dq, dp = batch
+    scale = 1.0 / self.options.batch_size
     variables = self.model.trainable_variables
-    self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-    return loss, lq, lp
+    with tf.GradientTape() as tape:
+      total = [tf.constant(0.0)] * 3
+      for k in range(q.shape[0]):      # static: unrolled under XLA
+        g = graphs[k] if graphs is not None else graph_lib.Graph(*[x[k] for x in graph])
+        dq_pred, dp_pred = self.model(q[k], p[k], box[k], g, self._ops)
+        terms = loss_terms(self.model.config, dq_pred, dp_pred, dq[k], dp[k])
+        total = [a + scale * b for a, b in zip(total, terms)]
+    return total, tape.gradient(total[0], variables)
+
+  def _apply(self, terms, grads):
+    self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+    return terms
+
+  def _xla_step(self, batch):
+    if self.strategy is None:
+      return self._apply(*self._grad_fn(batch))
+    per_replica = self.strategy.run(lambda b: self._apply(*self._grad_fn(b)),
+                                    args=(batch,))
+    return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)
+            for t in per_replica]
+
+  def _distribute(self, batch):
+    """Splits a global batch along its leading axis, one slice per replica."""
+    if self.strategy is None:
+      return batch
+    local = self.options.batch_size // self.strategy.num_replicas_in_sync
+
+    def slice_for(ctx):
+      start = ctx.replica_id_in_sync_group * local
+      return tf.nest.map_structure(lambda x: x[start:start + local], batch)
+
+    return self.strategy.experimental_distribute_values_from_function(slice_for)
 
   def _predict(self, q, p, box, graph):
     return self.model(q, p, box, graph, segment_ops)
@@ -159,11 +215,23 @@ class Trainer:
     """Pair order of an epoch (a permutation seeded by seed and epoch)."""
     return np.random.default_rng([self.options.seed, epoch]).permutation(len(self.train))
 
-  def one_step(self, index):
-    q, p, box, graph, dq, dp = self.train.pair(index)
+  @property
+  def steps_per_epoch(self):
+    return len(self.train) // self.options.batch_size
+
+  def batch_indices(self, step):
+    """Training-pair indices of a step (deterministic: resumable anywhere)."""
+    epoch, within = divmod(step, self.steps_per_epoch)
+    b = self.options.batch_size
+    return self.order(epoch)[within * b:(within + 1) * b]
+
+  def one_step(self, step):
+    indices = self.batch_indices(step)
+    batch = self.train.batch(indices)
     if self._dgl_graphs is not None:
-      graph = self._dgl_graphs[index]
-    return self._step_fn(q, p, box, graph, dq, dp)
+      terms, grads = self._loss_and_grads(batch, [self._dgl_graphs[i] for i in indices])
+      return self._apply(terms, grads)
+    return self._step_fn(self._distribute(batch))
 
   def validate(self, data=None):
     """Mean loss and RMSEs (positions Å, velocities Å/fs) over a prepared split."""
@@ -175,7 +243,7 @@ class Trainer:
     start_step = self.restore()
     total = self.options.steps
     end = total if stop_after is None else min(total, start_step + stop_after)
-    per_epoch = len(self.train)
+    per_epoch = self.steps_per_epoch
     validate_every = self.options.validate_every or per_epoch
     losses = []
     started = time.time()
@@ -183,9 +251,8 @@ class Trainer:
                     disable=not progress, dynamic_ncols=True)
     step = start_step
     while step < end:
-      epoch, within = divmod(step, per_epoch)
-      index = int(self.order(epoch)[within])
-      loss, lq, lp = self.one_step(index)
+      epoch = step // per_epoch
+      loss, lq, lp = self.one_step(step)
       step += 1
       self.step.assign(step)
       losses.append(float(loss))
@@ -201,7 +268,7 @@ class Trainer:
         with self.writer.as_default(step=step):
           for k, v in metrics.items():
             tf.summary.scalar(f"validation/{k}", v)
-        if metrics["loss"] < float(self.best):
+        if metrics["loss"] < float(self.best.numpy()):
           self.best.assign(metrics["loss"])
           self.best_manager.save(checkpoint_number=step)
       if step % self.options.checkpoint_every == 0 or step == end:
@@ -209,7 +276,21 @@ class Trainer:
     bar.close()
     self.writer.flush()
     return {"start_step": start_step, "end_step": step, "losses": losses,
-            "seconds": time.time() - started, "best_validation_loss": float(self.best)}
+            "seconds": time.time() - started, "best_validation_loss": float(self.best.numpy())}
+
+
+def _is_chief(strategy):
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.cluster_spec().as_dict():
+    return True
+  return resolver.task_type in ("chief", None) or (
+      resolver.task_type == "worker" and resolver.task_id == 0
+      and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def _task_id(strategy):
+  resolver = getattr(strategy, "cluster_resolver", None)
+  return 0 if resolver is None else resolver.task_id
 
 
 def evaluate(predict_fn, data, config):

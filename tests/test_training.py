@@ -105,3 +105,17 @@ def test_train_py_resumes_after_sigkill(smoke_dir, tmp_path):
   assert f"→ {steps}" in out and "done: steps 0 →" not in out
   for a, b in zip(_final_weights(tmp_path / "ref"), _final_weights(killed)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_mirrored_strategy_on_two_logical_cpus_equals_one_device(smoke_dir, tmp_path):
+  """MirroredStrategy over 2 logical CPUs, global batch 2 = one device, batch 2."""
+  import json  # pylint: disable=import-outside-toplevel
+  out = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "tests", "distributed_check.py"), smoke_dir,
+       str(tmp_path)], check=True, capture_output=True, text=True,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  result = json.loads(out.stdout.strip().splitlines()[-1])
+  assert result["replicas"] == 2
+  np.testing.assert_allclose(result["mirrored"][0], result["single"][0], rtol=1e-4)
+  for a, b in zip(result["mirrored"][1], result["single"][1]):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
