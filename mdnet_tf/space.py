@@ -76,21 +76,22 @@ def check_state(positions, momenta=None, box=None, cutoff=None):
   if positions.ndim != 2 or positions.shape[1] != 3 or positions.shape[0] < 2:
     raise errors.InputError(
         f"positions must have shape [num_atoms ≥ 2, 3], got {list(positions.shape)}")
-  bad = ~np.isfinite(positions).all(axis=1)
-  if bad.any():
-    raise errors.InputError(
-        f"positions contain non-finite values for {int(bad.sum())} atom(s), "
-        f"first at atom index {int(np.argmax(bad))}")
+  _check_finite(positions, "positions")
   if momenta is not None:
     momenta = np.asarray(momenta)
     if momenta.shape != positions.shape:
       raise errors.InputError(
           f"momenta shape {list(momenta.shape)} does not match positions shape "
           f"{list(positions.shape)}")
-    bad = ~np.isfinite(momenta).all(axis=1)
-    if bad.any():
-      raise errors.InputError(
-          f"momenta contain non-finite values for {int(bad.sum())} atom(s), "
-          f"first at atom index {int(np.argmax(bad))}")
+    _check_finite(momenta, "momenta")
   if box is not None:
     check_box(box, 0.0 if cutoff is None else cutoff)
+
+
+def _check_finite(values, name):
+  """Raises InputError naming how many atoms [N, 3] have NaN/inf, and the first."""
+  bad = ~np.isfinite(values).all(axis=1)
+  if bad.any():
+    raise errors.InputError(
+        f"{name} contain non-finite values for {int(bad.sum())} atom(s), "
+        f"first at atom index {int(np.argmax(bad))}")

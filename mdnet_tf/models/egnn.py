@@ -5,7 +5,7 @@
   m_ij = φ_e(h_i, h_j, |d_ij|², |d⁰_ij|²)        d_ij = x_i − x_j (minimum image)
   v_i ← φ_v(h_i) v⁰_i + Σ_j d_ij φ_x(m_ij) / n̄      (velocity variant)
   x_i ← x_i + v_i
-  h_i ← h_i + φ_h(h_i, Σ_j m_ij / n̄)
+  h_i ← h_i + φ_h(h_i, Σ_j m_ij / n̄)              (not after the last layer)
 Coordinates are in Å and v⁰_i = (p_i/m) Δt is the free-flight displacement, so
 φ_v ≡ 1 reproduces free flight. Outputs: Δq_i = x_i − x_i⁰ and
 Δp_i = s_p Σ_j d_ij φ_p(m_ij) / n̄ from the last layer (equivariant; unlike
@@ -40,12 +40,14 @@ class EGNN(tf.Module):
     self.layers = []
     for k in range(LAYERS):
       s = seed + 10 * (k + 1)
-      self.layers.append({
+      layer = {
           "phi_e": mlp.MLP(2 * h + 2, [h, h], "swish", seed=s, name=f"phi_e{k}"),
           "phi_x": mlp.MLP(h, [h, 1], "swish", seed=s + 1, name=f"phi_x{k}"),
           "phi_v": mlp.MLP(h, [h, 1], "swish", seed=s + 2, name=f"phi_v{k}"),
-          "phi_h": mlp.MLP(2 * h, [h, h], "swish", seed=s + 3, name=f"phi_h{k}"),
-      })
+      }
+      if k < LAYERS - 1:   # the last layer's h would feed nothing
+        layer["phi_h"] = mlp.MLP(2 * h, [h, h], "swish", seed=s + 3, name=f"phi_h{k}")
+      self.layers.append(layer)
     self.phi_p = mlp.MLP(h, [h, 1], "swish", seed=seed + 99, name="phi_p")
     for net in [layer["phi_x"] for layer in self.layers] + [self.phi_p]:
       net.weights[-1].assign(net.weights[-1] * 1e-3)
@@ -70,7 +72,8 @@ class EGNN(tf.Module):
       v = (layer["phi_v"](h) * v0
            + ops.sum_at_center(graph, d * layer["phi_x"](m), n) / nbar)
       x_shift = x_shift + v
-      h = h + layer["phi_h"](tf.concat([h, ops.sum_at_center(graph, m, n) / nbar], -1))
-      if k == len(self.layers) - 1:
+      if "phi_h" in layer:
+        h = h + layer["phi_h"](tf.concat([h, ops.sum_at_center(graph, m, n) / nbar], -1))
+      else:
         dp = ops.sum_at_center(graph, d * self.phi_p(m), n) / nbar
     return x_shift, dp * s.dp_scale
