@@ -3,8 +3,9 @@
   python launch/evaluate.py --data_dir=data/small --models=pretrained
   python launch/evaluate.py --dump=my_run.dump --dt=16 --models=runs   # your own LAMMPS run
 
-Models are found as <models>/mdnet_dt<Δt>/ and <models>/egnn_dt<Δt>/ (training
-workdirs or pretrained model directories); missing ones show as "—". Writes <out_dir>/table1.md and table1.json.
+Models are found as <models>/<name>_dt<Δt>/ (training workdirs or pretrained
+model directories: mdnet, egnn, simple, mdnet_tailor_energy, ...); missing ones
+show as "—". Writes <out_dir>/table1.md and table1.json.
 """
 
 import os
@@ -30,7 +31,12 @@ _OUT_DIR = flags.DEFINE_string("out_dir", "results", "Where table1.md/json go.")
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  results = {"Verlet": {}, "EGNN": {}, "MDNet": {}}
+  labels = {"egnn": "EGNN", "simple": "SIMPLE", "mdnet": "MDNet"}
+  found = ({d.rsplit("_dt", 1)[0] for d in os.listdir(_MODELS.value) if "_dt" in d}
+           if os.path.isdir(_MODELS.value) else set())
+  prefixes = list(labels) + sorted(found - set(labels))
+  names = {p: labels.get(p, p.replace("_tailor_", "+tailor:")) for p in prefixes}
+  results = {"Verlet": {}, **{names[p]: {} for p in prefixes}}
   source = (f"dump {_DUMP.value}" if _DUMP.value
             else f"{_DATA_DIR.value}, {_SPLIT.value} split")
   for dt in (int(x) for x in _DTS.value):
@@ -39,8 +45,8 @@ def main(argv):
     else:
       pairs = dataset.load_pairs(_DATA_DIR.value, _SPLIT.value, dt)
     results["Verlet"][dt] = evaluation.verlet_rmse(pairs)
-    for name in ("EGNN", "MDNet"):
-      model_dir = os.path.join(_MODELS.value, f"{name.lower()}_dt{dt}")
+    for prefix, name in names.items():
+      model_dir = os.path.join(_MODELS.value, f"{prefix}_dt{dt}")
       if os.path.exists(os.path.join(model_dir, "model_config.json")):
         model, path = evaluation.restore_model(model_dir)
         results[name][dt] = evaluation.model_rmse(model, pairs)

@@ -31,7 +31,7 @@ def main(argv):
   model, ckpt = evaluation.restore_model(_WORKDIR.value, "best")
   config = model.config
   dt = int(config.dt_fs)
-  paper_name = {"mdnet": "MDNet", "egnn": "EGNN"}[config.model]
+  paper_name = {"mdnet": "MDNet", "egnn": "EGNN"}.get(config.model, "MDNet")
   pairs = dataset.load_pairs(run["data_dir"], _SPLIT.value, dt)
   rmse_q, rmse_v = evaluation.model_rmse(model, pairs)
   verlet_q, verlet_v = evaluation.verlet_rmse(pairs)

@@ -29,7 +29,10 @@ from mdnet_tf.models import mdnet  # noqa: E402
 from mdnet_tf.models import normalization  # noqa: E402
 
 _DT = flags.DEFINE_integer("dt", 16, "Time step Δt of the model, fs.")
-_MODEL = flags.DEFINE_enum("model", "mdnet", ["mdnet", "egnn"], "Model to train.")
+_MODEL = flags.DEFINE_enum("model", "mdnet", ["mdnet", "egnn", "simple"], "Model to train.")
+_TAILOR = flags.DEFINE_enum("tailor", "none", ["none", "temperature", "energy", "learned"],
+                            "Noether meta-tailoring (SIMPLE) of the model's prediction.")
+_TAILOR_LR = flags.DEFINE_float("tailor_lr", 1e-3, "Inner SGD step size of tailoring.")
 _BACKEND = flags.DEFINE_enum("graph_backend", "dgl", ["dgl", "xla"],
                              "Message passing: DGL (eager, the paper's stack) or "
                              "TF-native segment ops compiled with XLA.")
@@ -83,7 +86,8 @@ def main(argv):
     print(f"no dataset at {data_dir}: generating the {_PRESET.value!r} preset first")
     generate.generate(_PRESET.value, data_dir)
   manifest = dataset.load_manifest(data_dir)
-  workdir = _WORKDIR.value or os.path.join("runs", f"{_MODEL.value}_dt{_DT.value}")
+  suffix = "" if _TAILOR.value == "none" else f"_tailor_{_TAILOR.value}"
+  workdir = _WORKDIR.value or os.path.join("runs", f"{_MODEL.value}{suffix}_dt{_DT.value}")
   train_pairs = dataset.load_pairs(data_dir, "train", _DT.value)
   val_pairs = dataset.load_pairs(data_dir, "validation", _DT.value)
   config_path = os.path.join(workdir, "model_config.json")
@@ -96,7 +100,8 @@ def main(argv):
                                                manifest["potential"]["cutoff"])
     config = mdnet.MDNetConfig(dt_fs=float(_DT.value), stats=stats, m2=_M2.value,
                                cutoff_angstrom=manifest["potential"]["cutoff"],
-                               mass_amu=manifest["mass_amu"], model=_MODEL.value)
+                               mass_amu=manifest["mass_amu"], model=_MODEL.value,
+                               tailor=_TAILOR.value, tailor_lr=_TAILOR_LR.value)
   print(f"preparing graphs for {len(train_pairs)} train / {len(val_pairs)} validation pairs")
   train = training.prepare(train_pairs, config.cutoff_angstrom, _MAX_PAIRS.value)
   validation = training.prepare(val_pairs, config.cutoff_angstrom)

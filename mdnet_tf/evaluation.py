@@ -64,7 +64,7 @@ def model_rmse(model, pairs):
   model.config.check_dt(pairs.dt_fs)
   data = training.prepare(pairs, model.config.cutoff_angstrom)
   from mdnet_tf.models import segment_ops  # pylint: disable=import-outside-toplevel
-  predict = tf.function(lambda q, p, b, g: model(q, p, b, g, segment_ops),
+  predict = tf.function(lambda q, p, b, g: models.forward(model, q, p, b, g, segment_ops),
                         jit_compile=True)
   metrics = training.evaluate(predict, data, model.config)
   return metrics["rmse_positions"], metrics["rmse_velocities"]

@@ -27,6 +27,7 @@ import tqdm
 
 from mdnet_tf import errors
 from mdnet_tf import io_utils
+from mdnet_tf import models
 from mdnet_tf import partition
 from mdnet_tf.models import graph as graph_lib
 from mdnet_tf.models import segment_ops
@@ -179,7 +180,7 @@ class Trainer:
       total = [tf.constant(0.0)] * 3
       for k in range(q.shape[0]):      # static: unrolled under XLA
         g = graphs[k] if graphs is not None else graph_lib.Graph(*[x[k] for x in graph])
-        dq_pred, dp_pred = self.model(q[k], p[k], box[k], g, self._ops)
+        dq_pred, dp_pred = models.forward(self.model, q[k], p[k], box[k], g, self._ops)
         terms = loss_terms(self.model.config, dq_pred, dp_pred, dq[k], dp[k])
         total = [a + scale * b for a, b in zip(total, terms)]
     return total, tape.gradient(total[0], variables)
@@ -209,7 +210,7 @@ class Trainer:
     return self.strategy.experimental_distribute_values_from_function(slice_for)
 
   def _predict(self, q, p, box, graph):
-    return self.model(q, p, box, graph, segment_ops)
+    return models.forward(self.model, q, p, box, graph, segment_ops)
 
   def order(self, epoch):
     """Pair order of an epoch (a permutation seeded by seed and epoch)."""

@@ -2,9 +2,25 @@
 
 
 def build(config, seed=0):
-  """The model named by config.model ('mdnet' or 'egnn') with fresh weights."""
-  from mdnet_tf.models import egnn, mdnet  # pylint: disable=import-outside-toplevel
-  builders = {"mdnet": mdnet.MDNet, "egnn": egnn.EGNN}
+  """The model named by config.model (mdnet | egnn | simple) with fresh weights.
+
+  With config.tailor == 'learned' the model also carries the learned quantity
+  predictor g_φ (trained and checkpointed with it).
+  """
+  # pylint: disable=import-outside-toplevel
+  from mdnet_tf.models import egnn, mdnet, simple, tailoring
+  builders = {"mdnet": mdnet.MDNet, "egnn": egnn.EGNN, "simple": simple.SIMPLE}
   if config.model not in builders:
     raise ValueError(f"unknown model {config.model!r}; known: {sorted(builders)}")
-  return builders[config.model](config, seed=seed)
+  if config.tailor not in tailoring.KINDS:
+    raise ValueError(f"unknown tailor {config.tailor!r}; known: {tailoring.KINDS}")
+  model = builders[config.model](config, seed=seed)
+  if config.tailor == "learned":
+    model.quantity_net = tailoring.make_quantity_net(seed + 1000)
+  return model
+
+
+def forward(model, positions, momenta, box, graph, ops):
+  """Δq, Δp of any model, with its Noether tailoring step if it has one."""
+  from mdnet_tf.models import tailoring  # pylint: disable=import-outside-toplevel
+  return tailoring.forward(model, positions, momenta, box, graph, ops)

@@ -16,17 +16,11 @@ start with weights scaled by 1e-3, so initial updates are small.
 
 import tensorflow as tf
 
+from mdnet_tf.models import graph as graph_lib
 from mdnet_tf.models import mlp
 
 HIDDEN = 64
 LAYERS = 4
-
-
-def _other_values(graph_ops, graph, node_values):
-  """Node values at each directed edge's neighbor end (reverse half first)."""
-  at_center = graph_ops.center_values(graph, node_values)
-  half = tf.shape(at_center)[0] // 2
-  return tf.concat([at_center[half:], at_center[:half]], 0)
 
 
 class EGNN(tf.Module):
@@ -65,10 +59,10 @@ class EGNN(tf.Module):
     r0 = tf.reduce_sum(d0 * d0, -1, keepdims=True)
     for k, layer in enumerate(self.layers):
       shift_c = ops.center_values(graph, x_shift)
-      d = d0 + shift_c - _other_values(ops, graph, x_shift)
+      d = d0 + shift_c - graph_lib.other_values(ops, graph, x_shift)
       r2 = tf.reduce_sum(d * d, -1, keepdims=True)
       m = layer["phi_e"](tf.concat([ops.center_values(graph, h),
-                                    _other_values(ops, graph, h), r2, r0], -1))
+                                    graph_lib.other_values(ops, graph, h), r2, r0], -1))
       v = (layer["phi_v"](h) * v0
            + ops.sum_at_center(graph, d * layer["phi_x"](m), n) / nbar)
       x_shift = x_shift + v

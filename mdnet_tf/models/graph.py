@@ -67,3 +67,26 @@ def from_neighbors(positions, box, neighbors, cutoff, max_edges):
   return Graph(center=tf.concat([i, j], 0), other=tf.concat([j, i], 0),
                mask=tf.concat([mask, mask], 0), num_edges=tf.minimum(total, max_edges),
                overflow=total > max_edges)
+
+
+def center_ids(ops, graph, num_nodes):
+  """Center atom of every directed edge [2E] int32; N for padded slots.
+
+  Works on either message-passing path (`ops` = segment_ops or dgl_ops).
+  """
+  ids = tf.cast(tf.range(num_nodes)[:, None], tf.float32)
+  center = tf.cast(tf.round(ops.center_values(graph, ids)[:, 0]), tf.int32)
+  if isinstance(graph, Graph):
+    center = tf.where(graph.mask, center, num_nodes)
+  return center
+
+
+def other_values(ops, graph, node_values):
+  """Node values at each directed edge's neighbor end: [N, F] -> [2E, F].
+
+  The neighbor of directed edge k is the center of its reverse, which sits in
+  the other half of the edge arrays (forward half first, on both paths).
+  """
+  at_center = ops.center_values(graph, node_values)
+  half = tf.shape(at_center)[0] // 2
+  return tf.concat([at_center[half:], at_center[:half]], 0)

@@ -49,6 +49,8 @@ class MDNetConfig:
   out_hidden: int = 200
   num_layers: int = 4
   model: str = "mdnet"
+  tailor: str = "none"          # Noether tailoring: none | temperature | energy | learned
+  tailor_lr: float = 1e-3       # inner SGD step size of tailoring
 
   def to_json(self):
     d = dataclasses.asdict(self)
@@ -110,12 +112,12 @@ class MDNet(tf.Module):
     m = self.phi_e(e)                                               # [2E, m2]
     outer = tf.reshape(m[:, :, None] * e[:, None, :], [-1, c.m2 * NUM_EDGE_FEATURES])
     local = ops.sum_at_center(graph, outer, n) / c.stats.mean_neighbors  # [N, 7 m2]
-    w1 = self.phi_o.weights[0]
+    w1 = mlp.value(self.phi_o.weights[0])
     per_atom = tf.matmul(local, w1[:c.m2 * NUM_EDGE_FEATURES])           # W_L·L_i
     half = tf.shape(e)[0] // 2
     e_fwd = e[:half]
     pre = (ops.center_values(graph, per_atom)[:half]
-           + tf.matmul(e_fwd, w1[c.m2 * NUM_EDGE_FEATURES:]) + self.phi_o.biases[0])
+           + tf.matmul(e_fwd, w1[c.m2 * NUM_EDGE_FEATURES:]) + mlp.value(self.phi_o.biases[0]))
     out = self.phi_o(pre, first_layer_done=True)                    # [E, 6]
     delta = ops.sum_at_center(graph, tf.concat([out, -out], 0), n)  # [N, 6]
     dq = delta[:, :3] * c.stats.dq_scale + momenta * (c.dt_fs / c.mass_amu)

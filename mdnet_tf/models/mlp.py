@@ -1,7 +1,34 @@
-"""A plain multilayer perceptron as a tf.Module (checkpointable, exportable)."""
+"""A plain multilayer perceptron as a tf.Module (checkpointable, exportable).
+
+`substitute({variable.ref(): tensor})` makes every MLP use the given tensors in
+place of those variables while the context is open: this is how tailoring
+(tailoring.py) evaluates a model at adapted weights θ' = θ − α∇L and still
+differentiates through θ'.
+"""
+
+import contextlib
 
 import numpy as np
 import tensorflow as tf
+
+_SUBSTITUTES = {}
+
+
+@contextlib.contextmanager
+def substitute(values):
+  """Within the context, MLPs read `values[v.ref()]` instead of variable v."""
+  previous = dict(_SUBSTITUTES)
+  _SUBSTITUTES.update(values)
+  try:
+    yield
+  finally:
+    _SUBSTITUTES.clear()
+    _SUBSTITUTES.update(previous)
+
+
+def value(variable):
+  """The variable, or its substitute inside `substitute(...)`."""
+  return _SUBSTITUTES.get(variable.ref(), variable)
 
 ACTIVATIONS = {"relu": tf.nn.relu, "swish": tf.nn.silu, "sigmoid": tf.nn.sigmoid}
 
@@ -30,6 +57,6 @@ class MLP(tf.Module):
       if k == 0 and first_layer_done:
         pre = x
       else:
-        pre = tf.matmul(x, w) + b
+        pre = tf.matmul(x, value(w)) + value(b)
       x = pre if k == len(self.weights) - 1 else self.activation(pre)
     return x
