@@ -2,6 +2,7 @@
 
   python launch/evaluate.py --data_dir=data/small --models=pretrained
   python launch/evaluate.py --dump=my_run.dump --dt=16 --models=runs   # your own LAMMPS run
+  python launch/evaluate.py --dump=t0.dump,t16.dump --dt=16             # a pair of dumps
 
 Models are found as <models>/<name>_dt<Δt>/ (training workdirs or pretrained
 model directories: mdnet, egnn, simple, mdnet_tailor_energy, ...); missing ones
@@ -21,7 +22,8 @@ from mdnet_tf.data import dataset  # noqa: E402
 
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/small", "Dataset directory.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
-_DUMP = flags.DEFINE_string("dump", None, "Evaluate on frame pairs of this LAMMPS dump instead.")
+_DUMP = flags.DEFINE_list("dump", None, "Evaluate on frame pairs of these LAMMPS dumps instead "
+                          "(one trajectory dump, or a pair: state at t, state at t + Δt).")
 _TIMESTEP = flags.DEFINE_float("timestep_fs", 1.0, "Time step of --dump's timestep counter, fs.")
 _DTS = flags.DEFINE_list("dt", ["16", "32", "64", "128"], "Δt values, fs.")
 _MODELS = flags.DEFINE_string("models", "pretrained", "Directory with mdnet_dt<Δt>/ models.")
@@ -37,7 +39,7 @@ def main(argv):
   prefixes = list(labels) + sorted(found - set(labels))
   names = {p: labels.get(p, p.replace("_tailor_", "+tailor:")) for p in prefixes}
   results = {"Verlet": {}, **{names[p]: {} for p in prefixes}}
-  source = (f"dump {_DUMP.value}" if _DUMP.value
+  source = (f"dump {', '.join(_DUMP.value)}" if _DUMP.value
             else f"{_DATA_DIR.value}, {_SPLIT.value} split")
   for dt in (int(x) for x in _DTS.value):
     if _DUMP.value:

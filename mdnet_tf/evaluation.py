@@ -70,9 +70,15 @@ def model_rmse(model, pairs):
   return metrics["rmse_positions"], metrics["rmse_velocities"]
 
 
-def pairs_from_dump(path, dt_fs, timestep_fs=1.0, mass=units.ARGON_MASS):
-  """FramePairs (t, t + dt) from every frame pair of one LAMMPS dump (real units)."""
-  frames = dump.read_dump(path)
+def pairs_from_dump(paths, dt_fs, timestep_fs=1.0, mass=units.ARGON_MASS):
+  """FramePairs (t, t + dt) from LAMMPS dumps (real units).
+
+  `paths` is one dump or a list (e.g. a pair of files, the state at t and the
+  state at t + dt); frames are matched by timestep × timestep_fs.
+  """
+  paths = [paths] if isinstance(paths, str) else list(paths)
+  frames = [f for path in paths for f in dump.read_dump(path)]
+  path = ", ".join(paths)
   if any(f.velocities is None for f in frames):
     raise errors.DumpFormatError(f"{path}: velocities (vx vy vz) are needed")
   by_time = {round(f.timestep * timestep_fs, 6): f for f in frames}

@@ -173,3 +173,26 @@ def test_presets_follow_the_paper():
   with pytest.raises(ValueError, match="unknown preset 'huge'"):
     presets.get("huge")
   json.dumps(paper.to_json())
+
+
+def test_evaluation_reads_user_dumps(smoke_dir, tmp_path):
+  """Pairs from a user's dump (or a pair of dumps) equal the dataset's pairs."""
+  from mdnet_tf import evaluation  # pylint: disable=import-outside-toplevel
+  m = dataset.load_manifest(smoke_dir)
+  record = next(t for t in m["trajectories"] if t["split"] == "test")
+  path = os.path.join(smoke_dir, record["dump"])
+  pairs = evaluation.pairs_from_dump(path, 32)
+  frames = dump.read_dump(path)
+  assert len(pairs) == len(frames) - 2          # dumped every 16 fs
+  ref = dataset.load_pairs(smoke_dir, "test", 32)
+  k = int(np.argmax(pairs.time_fs == ref.time_fs[0]))
+  np.testing.assert_allclose(pairs.next_positions[k], ref.next_positions[0])
+  first, second = str(tmp_path / "a.dump"), str(tmp_path / "b.dump")
+  dump.write_dump(first, [frames[0]])
+  dump.write_dump(second, [frames[2]])
+  two = evaluation.pairs_from_dump([first, second], 32)
+  assert len(two) == 1
+  np.testing.assert_allclose(two.momenta[0], frames[0].velocities * units.ARGON_MASS,
+                             rtol=1e-11)
+  with pytest.raises(errors.InputError, match="no two frames 64 fs apart"):
+    evaluation.pairs_from_dump([first, second], 64)
