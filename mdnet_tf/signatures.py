@@ -1,0 +1,119 @@
+"""The exported step functions: neighbor search + model + update, all in-graph.
+
+Shared by export/export_savedmodel.py and the tests. Everything here is TF ops
+(no DGL, NumPy or py_function), so it runs inside a SavedModel and TF Serving.
+Signatures (fixed contract):
+  serving_default(positions [N,3] f32 Å, momenta [N,3] f32 g/mol·Å/fs, box [3] f32 Å)
+      -> {positions, momenta} one Δt later (positions continue unwrapped)
+  rollout(..., num_steps [] int32) -> {positions, momenta} after num_steps steps
+  rollout_nvt(..., num_steps, target_temperature [] f32 K, tau_fs [] f32,
+      seed [] int32) -> the same with a CSVR thermostat after every learned step
+Inside roll-outs positions and momenta accumulate in float64, so float32
+rounding of q + Δq does not build up over many steps.
+Bad input (rank/shape, N mismatch, non-finite values, box < 2 r_c) and a
+neighbor-list overflow raise InvalidArgument with a message.
+"""
+
+import tensorflow as tf
+
+from mdnet_tf import integrate
+from mdnet_tf import models
+from mdnet_tf import partition
+from mdnet_tf.models import graph as graph_lib
+from mdnet_tf.models import segment_ops
+
+_STATE = [tf.TensorSpec([None, 3], tf.float32, name="positions"),
+          tf.TensorSpec([None, 3], tf.float32, name="momenta"),
+          tf.TensorSpec([3], tf.float32, name="box")]
+_STEPS = tf.TensorSpec([], tf.int32, name="num_steps")
+
+
+class StepModule(tf.Module):
+  """A trained model wrapped with its in-graph neighbor search and update."""
+
+  def __init__(self, model, max_neighbors, cell_capacity):
+    super().__init__(name="mdnet_step")
+    self.model = model
+    self.config = model.config
+    self.spec = partition.NeighborSpec(model.config.cutoff_angstrom, 0.0,
+                                       int(max_neighbors), int(cell_capacity))
+
+  def _check(self, positions, momenta, box):
+    c = self.config
+    n = tf.shape(positions)[0]
+    checks = [
+        tf.debugging.assert_equal(tf.shape(momenta), tf.shape(positions), message=(
+            "momenta must have the shape of positions [N, 3]")),
+        tf.debugging.assert_greater_equal(n, 2, message="need at least 2 atoms"),
+        tf.debugging.assert_all_finite(positions, "positions contain NaN or inf"),
+        tf.debugging.assert_all_finite(momenta, "momenta contain NaN or inf"),
+        tf.debugging.assert_all_finite(box, "box contains NaN or inf"),
+        tf.debugging.assert_greater_equal(box, tf.constant(2.0 * c.cutoff_angstrom), message=(
+            f"box edge < 2 × cutoff {c.cutoff_angstrom} Å: the minimum-image neighbor "
+            f"search needs every edge ≥ {2 * c.cutoff_angstrom} Å")),
+    ]
+    return checks
+
+  def _delta(self, positions, momenta, box):
+    """Δq, Δp at float32 inputs, with overflow turned into InvalidArgument."""
+    nl = partition.build(positions, box, self.spec)
+    overflow = tf.debugging.Assert(
+        tf.logical_not(nl.overflow),
+        ["neighbor list overflow (capacity fixed at export): max neighbors",
+         tf.reduce_max(nl.counts), "capacity", self.spec.max_neighbors,
+         "max atoms per cell", nl.max_cell_occupancy, "capacity",
+         self.spec.cell_capacity, "; re-export with a larger --capacity_multiplier"])
+    with tf.control_dependencies([overflow]):
+      max_edges = tf.shape(positions)[0] * self.spec.max_neighbors // 2
+      graph = graph_lib.from_neighbors(positions, box, nl, self.spec.cutoff, max_edges)
+      return models.forward(self.model, positions, momenta, box, graph, segment_ops)
+
+  def _advance(self, q64, p64, box, num_steps, thermostat=None):
+    """num_steps learned steps from float64 state; returns float32 outputs."""
+    def body(i, q, p):
+      dq, dp = self._delta(tf.cast(q, tf.float32), tf.cast(p, tf.float32), box)
+      q = q + tf.cast(dq, tf.float64)
+      p = p + tf.cast(dp, tf.float64)
+      if thermostat is not None:
+        p = thermostat(i, p)
+      return i + 1, q, p
+
+    _, q, p = tf.while_loop(lambda i, *_: i < num_steps, body, (tf.constant(0), q64, p64))
+    return {"positions": tf.cast(q, tf.float32), "momenta": tf.cast(p, tf.float32)}
+
+  @tf.function(input_signature=_STATE)
+  def step(self, positions, momenta, box):
+    with tf.control_dependencies(self._check(positions, momenta, box)):
+      return self._advance(tf.cast(positions, tf.float64), tf.cast(momenta, tf.float64),
+                           box, 1)
+
+  @tf.function(input_signature=_STATE + [_STEPS])
+  def rollout(self, positions, momenta, box, num_steps):
+    checks = self._check(positions, momenta, box) + [
+        tf.debugging.assert_non_negative(num_steps, message="num_steps must be ≥ 0")]
+    with tf.control_dependencies(checks):
+      return self._advance(tf.cast(positions, tf.float64), tf.cast(momenta, tf.float64),
+                           box, num_steps)
+
+  @tf.function(input_signature=_STATE + [
+      _STEPS, tf.TensorSpec([], tf.float32, name="target_temperature"),
+      tf.TensorSpec([], tf.float32, name="tau_fs"), tf.TensorSpec([], tf.int32, name="seed")])
+  def rollout_nvt(self, positions, momenta, box, num_steps, target_temperature, tau_fs, seed):
+    c = self.config
+    checks = self._check(positions, momenta, box) + [
+        tf.debugging.assert_non_negative(num_steps, message="num_steps must be ≥ 0"),
+        tf.debugging.assert_positive(target_temperature, message="target_temperature must be > 0 K"),
+        tf.debugging.assert_positive(tau_fs, message="tau_fs must be > 0 fs")]
+
+    def thermostat(i, p):
+      step_seed = tf.random.experimental.stateless_fold_in(tf.stack([seed, 0x6d64]), i)
+      return integrate.csvr_rescale(p, c.mass_amu, tf.cast(target_temperature, tf.float64),
+                                    c.dt_fs, tf.cast(tau_fs, tf.float64), step_seed)
+
+    with tf.control_dependencies(checks):
+      return self._advance(tf.cast(positions, tf.float64), tf.cast(momenta, tf.float64),
+                           box, num_steps, thermostat)
+
+  def signatures(self):
+    return {"serving_default": self.step, "rollout": self.rollout,
+            "rollout_nvt": self.rollout_nvt}

@@ -1,0 +1,136 @@
+"""SavedModel export: equals the in-process model (both paths), checks inputs."""
+
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mdnet_tf import models
+from mdnet_tf import partition
+from mdnet_tf import signatures
+from mdnet_tf import training
+from mdnet_tf.data import dataset
+from mdnet_tf.models import dgl_ops
+from mdnet_tf.models import graph as graph_lib
+from mdnet_tf.models import mdnet
+from mdnet_tf.models import normalization
+from mdnet_tf.models import segment_ops
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _export_module():
+  spec = importlib.util.spec_from_file_location(
+      "export_savedmodel", os.path.join(ROOT, "export", "export_savedmodel.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.fixture(scope="module")
+def exported(smoke_dir, tmp_path_factory):
+  """A trained-for-a-few-steps MDNet, its workdir and its SavedModel."""
+  work = str(tmp_path_factory.mktemp("work"))
+  pairs = dataset.load_pairs(smoke_dir, "train", 16)
+  config = mdnet.MDNetConfig(dt_fs=16.0, stats=normalization.NormStats.from_pairs(
+      pairs, 39.948, 7.0))
+  trainer = training.Trainer(models.build(config), training.prepare(pairs, 7.0),
+                             training.prepare(pairs, 7.0),
+                             training.TrainOptions(steps=5), work)
+  trainer.fit(progress=False)
+  training.save_config(work, config, {"data_dir": smoke_dir, "command": "test"})
+  base = str(tmp_path_factory.mktemp("models"))
+  path = _export_module().export(work, base, 1)
+  return trainer.model, path, dataset.load_pairs(smoke_dir, "test", 16)
+
+
+def _in_process(model, q, p, box, steps, backend):
+  """Eager reference roll-out: fresh cell list and graph each step, float64 state."""
+  q64, p64 = q.astype(np.float64), p.astype(np.float64)
+  for _ in range(steps):
+    q32, p32 = q64.astype(np.float32), p64.astype(np.float32)
+    _, nl = partition.allocate(q32, box, 7.0)
+    g = graph_lib.from_neighbors(tf.constant(q32), tf.constant(box), nl, 7.0,
+                                 int(tf.reduce_sum(nl.counts)) // 2)
+    if backend is dgl_ops:
+      g = dgl_ops.to_dgl(g, len(q32))
+    dq, dp = models.forward(model, tf.constant(q32), tf.constant(p32), tf.constant(box),
+                            g, backend)
+    q64, p64 = q64 + dq.numpy(), p64 + dp.numpy()
+  return q64, p64
+
+
+@pytest.mark.parametrize("backend", [segment_ops, dgl_ops])
+@pytest.mark.parametrize("steps", [1, 20])
+def test_saved_model_equals_in_process(exported, backend, steps):
+  model, path, pairs = exported
+  loaded = tf.saved_model.load(path)
+  q, p, box = (pairs.positions[0].astype(np.float32), pairs.momenta[0].astype(np.float32),
+               pairs.box[0].astype(np.float32))
+  if steps == 1:
+    out = loaded.signatures["serving_default"](
+        positions=tf.constant(q), momenta=tf.constant(p), box=tf.constant(box))
+  else:
+    out = loaded.signatures["rollout"](positions=tf.constant(q), momenta=tf.constant(p),
+                                       box=tf.constant(box), num_steps=tf.constant(steps))
+  ref_q, ref_p = _in_process(model, q, p, box, steps, backend)
+  # float32 network, float64 accumulation on both sides: the difference is
+  # float32 rounding of the per-step updates (relative 1e-6) summed over steps.
+  np.testing.assert_allclose(out["positions"].numpy(), ref_q, atol=2e-5 * steps)
+  np.testing.assert_allclose(out["momenta"].numpy(), ref_p,
+                             atol=1e-4 * np.abs(p).max() * steps)
+
+
+def test_metadata_and_warmup(exported):
+  _, path, _ = exported
+  with open(os.path.join(path, "assets.extra", "mdnet_metadata.json")) as f:
+    meta = json.load(f)
+  assert meta["dt_fs"] == 16.0 and meta["cutoff_angstrom"] == 7.0
+  assert meta["mass_amu"] == 39.948 and meta["unit_style"] == "real"
+  assert meta["normalization"]["dq_scale"] > 0 and meta["export_version"] == 1
+  from tensorflow_serving.apis import prediction_log_pb2  # pylint: disable=import-outside-toplevel
+  records = list(tf.data.TFRecordDataset(
+      os.path.join(path, "assets.extra", "tf_serving_warmup_requests")))
+  log = prediction_log_pb2.PredictionLog.FromString(records[0].numpy())
+  assert set(log.predict_log.request.inputs) == {"positions", "momenta", "box"}
+
+
+def test_bad_input_is_invalid_argument(exported):
+  _, path, pairs = exported
+  serve = tf.saved_model.load(path).signatures["serving_default"]
+  q, p, box = (pairs.positions[0].astype(np.float32), pairs.momenta[0].astype(np.float32),
+               pairs.box[0].astype(np.float32))
+  bad_q = q.copy()
+  bad_q[4, 1] = np.nan
+  cases = [((bad_q, p, box), "positions contain NaN"),
+           ((q, p[:-1], box), "momenta must have the shape of positions"),
+           ((q, p, np.float32([12.0, 40.0, 40.0])), "box edge < 2 × cutoff")]
+  for (a, b, c), message in cases:
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+      serve(positions=tf.constant(a), momenta=tf.constant(b), box=tf.constant(c))
+
+
+def test_overflow_is_an_error_not_a_truncation(exported):
+  model, _, pairs = exported
+  module = signatures.StepModule(model, max_neighbors=8, cell_capacity=64)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="neighbor list overflow"):
+    module.step(pairs.positions[0].astype(np.float32), pairs.momenta[0].astype(np.float32),
+                pairs.box[0].astype(np.float32))
+
+
+def test_rollout_nvt_holds_the_target_temperature(exported):
+  _, path, pairs = exported
+  nvt = tf.saved_model.load(path).signatures["rollout_nvt"]
+  out = nvt(positions=tf.constant(pairs.positions[0], tf.float32),
+            momenta=tf.constant(pairs.momenta[0], tf.float32),
+            box=tf.constant(pairs.box[0], tf.float32), num_steps=tf.constant(3),
+            target_temperature=tf.constant(150.0), tau_fs=tf.constant(1e-3),
+            seed=tf.constant(7))
+  from mdnet_tf import integrate  # pylint: disable=import-outside-toplevel
+  temperature = float(integrate.temperature(tf.cast(out["momenta"], tf.float64), 39.948))
+  # τ ≪ Δt: the kinetic energy is redrawn from the canonical law at 150 K
+  # (256 atoms: relative spread sqrt(2 / 765) ≈ 5 %).
+  assert temperature == pytest.approx(150.0, rel=0.25)
