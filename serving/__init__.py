@@ -1,0 +1,1 @@
+"""TF Serving gRPC server (official tensorflow_serving.apis services) and roll-out client."""

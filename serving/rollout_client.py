@@ -1,0 +1,146 @@
+"""Rolls out a trajectory through a TF Serving gRPC endpoint (this repo's server
+or the official tensorflow_model_server), writing extended XYZ as it goes.
+
+  python serving/rollout_client.py --server=127.0.0.1:8500 --model_name=mdnet \
+      --start=data/small --num_steps=200 --steps_per_call=10 --dt_fs=16 \
+      --output=runs/rollout.extxyz
+
+Uses only the official PredictionServiceStub; every call has a deadline;
+UNAVAILABLE is retried with exponential backoff; outputs are decoded from
+float_val or tensor_content. An existing --output is resumed from its last
+complete frame. --start is a LAMMPS dump (its first frame) or a dataset
+directory (the first frame of its roll-out trajectory).
+"""
+
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+import grpc  # noqa: E402
+import numpy as np  # noqa: E402
+import tqdm  # noqa: E402
+from tensorflow_serving.apis import predict_pb2  # noqa: E402
+from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
+
+from serving import codec  # noqa: E402
+from serving import extxyz  # noqa: E402
+
+_SERVER = flags.DEFINE_string("server", "127.0.0.1:8500", "host:port of the gRPC server.")
+_MODEL = flags.DEFINE_string("model_name", "mdnet", "Model name on the server.")
+_START = flags.DEFINE_string("start", None, "LAMMPS dump or dataset directory.")
+_STEPS = flags.DEFINE_integer("num_steps", 100, "Learned steps in total.")
+_PER_CALL = flags.DEFINE_integer("steps_per_call", 10,
+                                 "Steps per request (rollout signature); 1 = serving_default.")
+_OUTPUT = flags.DEFINE_string("output", "rollout.extxyz", "Extended XYZ trajectory.")
+_DT = flags.DEFINE_float("dt_fs", None, "The model's Δt in fs (for times in the output).")
+_DEADLINE = flags.DEFINE_float("deadline_s", 60.0, "Deadline of each call, s.")
+_RETRIES = flags.DEFINE_integer("max_retries", 8, "Retries of UNAVAILABLE per call.")
+_MASS = flags.DEFINE_float("mass_amu", 39.948, "Atom mass for temperatures, g/mol.")
+
+MAX_MESSAGE = 2047 * 1024 * 1024
+
+
+def load_start(path):
+  """(positions [N,3], momenta [N,3], box [3]) float32 from a dump or dataset."""
+  from mdnet_tf import units  # pylint: disable=import-outside-toplevel
+  from mdnet_tf.data import dataset, dump  # pylint: disable=import-outside-toplevel
+  if os.path.isdir(path):
+    manifest = dataset.load_manifest(path)
+    record = next(t for t in manifest["trajectories"] if t["kind"] == "rollout")
+    path = os.path.join(path, record["dump"])
+  frame = dump.read_dump(path)[0]
+  if frame.velocities is None:
+    raise ValueError(f"{path} has no velocities (vx vy vz)")
+  return (frame.positions.astype(np.float32),
+          (frame.velocities * units.ARGON_MASS).astype(np.float32),
+          frame.box.astype(np.float32))
+
+
+class RolloutClient:
+  """Calls the server's rollout / serving_default signature with retries."""
+
+  def __init__(self, server, model_name, deadline_s=60.0, max_retries=8):
+    options = [("grpc.max_send_message_length", MAX_MESSAGE),
+               ("grpc.max_receive_message_length", MAX_MESSAGE)]
+    self.channel = grpc.insecure_channel(server, options=options)
+    self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+    self.model_name, self.deadline_s, self.max_retries = model_name, deadline_s, max_retries
+
+  def advance(self, positions, momenta, box, num_steps):
+    """The state `num_steps` learned steps later (one gRPC call)."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = self.model_name
+    request.model_spec.signature_name = "serving_default" if num_steps == 1 else "rollout"
+    inputs = {"positions": positions, "momenta": momenta, "box": box}
+    if num_steps != 1:
+      inputs["num_steps"] = np.int32(num_steps)
+    for key, value in inputs.items():
+      request.inputs[key].CopyFrom(codec.from_ndarray(value))
+    delay = 0.5
+    for attempt in range(self.max_retries + 1):
+      try:
+        response = self.stub.Predict(request, timeout=self.deadline_s)
+        return (codec.to_ndarray(response.outputs["positions"]),
+                codec.to_ndarray(response.outputs["momenta"]))
+      except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.max_retries:
+          raise
+        time.sleep(delay)
+        delay = min(delay * 2, 10.0)
+    raise AssertionError("unreachable")
+
+  def close(self):
+    self.channel.close()
+
+
+def rollout(client, start, num_steps, steps_per_call, output, dt_fs=None, mass=39.948,
+            progress=True):
+  """Rolls out to `num_steps`, appending frames to `output`; resumes if it exists.
+
+  Returns a summary dict (steps, wall time, final temperature).
+  """
+  positions, momenta, box = start
+  done = 0
+  last = extxyz.last_frame(output) if os.path.exists(output) else None
+  if last is not None:
+    done, positions, momenta, box = last
+  else:
+    extxyz.append_frame(output, 0, positions, momenta, box, dt_fs)
+  started = time.time()
+  bar = tqdm.tqdm(total=num_steps, initial=done, unit="step", disable=not progress)
+  while done < num_steps:
+    n = min(steps_per_call, num_steps - done)
+    positions, momenta = client.advance(positions, momenta, box, n)
+    done += n
+    extxyz.append_frame(output, done, positions, momenta, box, dt_fs)
+    bar.update(n)
+  bar.close()
+  kinetic = 0.5 * np.sum(momenta.astype(np.float64) ** 2) / mass * 48.88821291 ** 2
+  temperature = 2 * kinetic / ((3 * len(positions) - 3) * 0.0019872067)
+  return {"steps": done, "wall_seconds": time.time() - started, "temperature": temperature,
+          "simulated_fs": None if dt_fs is None else done * dt_fs}
+
+
+def main(argv):
+  del argv
+  if not _START.value:
+    raise app.UsageError("--start is required (a LAMMPS dump or a dataset directory)")
+  client = RolloutClient(_SERVER.value, _MODEL.value, _DEADLINE.value, _RETRIES.value)
+  try:
+    summary = rollout(client, load_start(_START.value), _STEPS.value, _PER_CALL.value,
+                      _OUTPUT.value, _DT.value, _MASS.value)
+  finally:
+    client.close()
+  simulated = (f"{summary['simulated_fs'] / 1000:.3f} ps simulated, "
+               if summary["simulated_fs"] is not None else "")
+  print(f"{summary['steps']} steps, {simulated}{summary['wall_seconds']:.1f} s wall time "
+        f"this run, final temperature {summary['temperature']:.1f} K -> {_OUTPUT.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)
