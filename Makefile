@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mdnet_tf-installed
 DEMO_DIR ?= runs/demo
+DEMO_PORT ?= 8571
 
 .PHONY: demo test venv clean-demo
 
@@ -21,7 +22,8 @@ $(STAMP): setup.py requirements.txt
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
-# LAMMPS data -> TF Verlet vs LAMMPS -> a short MDNet training -> Table 1 on the demo data.
+# LAMMPS data -> TF Verlet vs LAMMPS -> a short MDNet training -> Table 1 on the demo data
+# -> SavedModel export -> gRPC server -> roll-out through the client -> server stopped.
 demo: $(STAMP)
 	$(PY) launch/generate_data.py --preset=smoke --out_dir=$(DEMO_DIR)/data
 	$(PY) launch/compare_verlet.py --data_dir=$(DEMO_DIR)/data
@@ -29,6 +31,14 @@ demo: $(STAMP)
 	    --graph_backend=xla --steps=300 --decay_steps=100 --checkpoint_every=100
 	$(PY) launch/evaluate.py --data_dir=$(DEMO_DIR)/data --models=$(DEMO_DIR) --dt=16 \
 	    --out_dir=$(DEMO_DIR)/results
+	rm -rf $(DEMO_DIR)/models $(DEMO_DIR)/rollout.extxyz
+	$(PY) export/export_savedmodel.py --workdir=$(DEMO_DIR)/mdnet_dt16 \
+	    --export_base=$(DEMO_DIR)/models/mdnet --version=1
+	$(PY) serving/model_server.py --port=$(DEMO_PORT) --model_name=mdnet \
+	    --model_base_path=$(DEMO_DIR)/models/mdnet & server=$$!; \
+	$(PY) serving/rollout_client.py --server=127.0.0.1:$(DEMO_PORT) --model_name=mdnet \
+	    --start=$(DEMO_DIR)/data --num_steps=20 --steps_per_call=5 --dt_fs=16 \
+	    --output=$(DEMO_DIR)/rollout.extxyz; rc=$$?; kill $$server; exit $$rc
 
 clean-demo:
 	rm -rf $(DEMO_DIR)
