@@ -55,8 +55,10 @@ def main(argv):
   (forward and time-reversed), LAMMPS ground truth; see the dataset's manifest.json.
 - Model: {mdnet.count_parameters(model)} parameters; m2 = {config.m2}; cutoff {config.cutoff_angstrom} Å;
   mass {config.mass_amu} g/mol; units `{config.unit_style}`; normalization statistics in model_config.json.
-- Training: {run.get('steps_done', '?')} steps of batch size 1 on a 2-core CPU,
-  {hours:.2f} h of training time; best checkpoint on validation loss (`{os.path.basename(ckpt)}`).
+- Training: {run.get('steps_done', '?')} steps of batch size {run.get('options', {}).get('batch_size', 1)} \
+on a 2-core CPU (message passing: {run.get('options', {}).get('graph_backend', '?')}; two training
+  runs shared the cores), {hours:.2f} h of training time; best checkpoint on validation loss
+  (`{os.path.basename(ckpt)}`). {run.get('note', '')}
 - One-step RMSE on the {_SPLIT.value} split ({len(pairs)} pairs), positions Å / velocities Å/fs:
 
 | | positions [Å] | velocities [Å/fs] |
