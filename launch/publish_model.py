@@ -14,7 +14,10 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 from mdnet_tf import evaluation  # noqa: E402
+from mdnet_tf import exporting  # noqa: E402
 from mdnet_tf import io_utils  # noqa: E402
 from mdnet_tf.data import dataset  # noqa: E402
 from mdnet_tf.models import mdnet  # noqa: E402
@@ -42,6 +45,10 @@ def main(argv):
   with open(os.path.join(staging, "best", "checkpoint"), "w") as f:
     f.write('model_checkpoint_path: "model"\nall_model_checkpoint_paths: "model"\n')
   shutil.copy(os.path.join(_WORKDIR.value, "model_config.json"), staging)
+  # A reference state lets export size its capacities without the dataset.
+  with open(os.path.join(staging, exporting.REFERENCE_FILE), "wb") as f:
+    np.savez(f, positions=pairs.positions[0].astype(np.float32),
+             momenta=pairs.momenta[0].astype(np.float32), box=pairs.box[0].astype(np.float32))
   card = {**run, "source_checkpoint": ckpt, "evaluated_on": f"{run['data_dir']} {_SPLIT.value}",
           "table1_row": {"dt_fs": dt, config.model: [rmse_q, rmse_v], "verlet": [verlet_q, verlet_v],
                          "paper": evaluation.PAPER_TABLE1[paper_name].get(dt)}}

@@ -1,6 +1,5 @@
 """SavedModel export: equals the in-process model (both paths), checks inputs."""
 
-import importlib.util
 import json
 import os
 
@@ -8,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mdnet_tf import exporting
 from mdnet_tf import models
 from mdnet_tf import partition
 from mdnet_tf import signatures
@@ -19,15 +19,6 @@ from mdnet_tf.models import mdnet
 from mdnet_tf.models import normalization
 from mdnet_tf.models import segment_ops
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _export_module():
-  spec = importlib.util.spec_from_file_location(
-      "export_savedmodel", os.path.join(ROOT, "export", "export_savedmodel.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +34,7 @@ def exported(smoke_dir, tmp_path_factory):
   trainer.fit(progress=False)
   training.save_config(work, config, {"data_dir": smoke_dir, "command": "test"})
   base = str(tmp_path_factory.mktemp("models"))
-  path = _export_module().export(work, base, 1)
+  path = exporting.export(work, base, 1)
   return trainer.model, path, dataset.load_pairs(smoke_dir, "test", 16)
 
 
@@ -134,3 +125,13 @@ def test_rollout_nvt_holds_the_target_temperature(exported):
   # τ ≪ Δt: the kinetic energy is redrawn from the canonical law at 150 K
   # (256 atoms: relative spread sqrt(2 / 765) ≈ 5 %).
   assert temperature == pytest.approx(150.0, rel=0.25)
+
+
+def test_reference_state_without_the_dataset(tmp_path):
+  """Pretrained models carry a reference state, so export needs no dataset."""
+  with pytest.raises(FileNotFoundError, match="no reference state"):
+    exporting.reference_state(str(tmp_path), "/nonexistent", 16)
+  state = {"positions": np.ones((5, 3)), "momenta": np.zeros((5, 3)), "box": np.full(3, 20.0)}
+  np.savez(tmp_path / exporting.REFERENCE_FILE, **state)
+  (q, p, box), source = exporting.reference_state(str(tmp_path), "/nonexistent", 16)
+  assert q.dtype == np.float32 and q.shape == (5, 3) and source.endswith(exporting.REFERENCE_FILE)

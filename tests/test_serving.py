@@ -1,6 +1,5 @@
 """gRPC serving: this repo's TF Serving compatible server and the roll-out client."""
 
-import importlib.util
 import os
 import shutil
 import socket
@@ -18,6 +17,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from mdnet_tf import exporting
 from mdnet_tf import models
 from mdnet_tf import training
 from mdnet_tf.data import dataset
@@ -82,12 +82,8 @@ def served(smoke_dir, tmp_path_factory):
     v.assign(v * 0.01)
   tf.train.Checkpoint(model=model).save(os.path.join(work, "best", "ckpt"))
   training.save_config(work, config, {"data_dir": smoke_dir, "command": "test"})
-  spec = importlib.util.spec_from_file_location(
-      "export_savedmodel", os.path.join(ROOT, "export", "export_savedmodel.py"))
-  export = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(export)
   base = str(tmp_path_factory.mktemp("models"))
-  path = export.export(work, base, 1)
+  path = exporting.export(work, base, 1)
   server = Server(base).start()
   yield server, tf.saved_model.load(path), rollout_client.load_start(smoke_dir)
   server.stop()
