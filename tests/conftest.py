@@ -35,3 +35,26 @@ def brute_force_neighbors(positions, box, cutoff):
   r2 = (d ** 2).sum(-1)
   np.fill_diagonal(r2, np.inf)
   return [set(np.nonzero(row < cutoff ** 2)[0].tolist()) for row in r2]
+
+
+def smoke_config(smoke_dir, **overrides):
+  """(train FramePairs at 16 fs, a model config with their statistics)."""
+  from mdnet_tf.data import dataset  # pylint: disable=import-outside-toplevel
+  from mdnet_tf.models import mdnet, normalization  # pylint: disable=import-outside-toplevel
+  pairs = dataset.load_pairs(smoke_dir, "train", 16)
+  stats = normalization.NormStats.from_pairs(pairs, 39.948, 7.0)
+  return pairs, mdnet.MDNetConfig(dt_fs=16.0, stats=stats, **overrides)
+
+
+def assert_training_reduces_loss(smoke_dir, workdir, steps, learning_rate, **overrides):
+  """Trains a fresh model on the smoke pairs; its loss must fall below 0.8×."""
+  from mdnet_tf import models, training  # pylint: disable=import-outside-toplevel
+  pairs, config = smoke_config(smoke_dir, **overrides)
+  data = training.prepare(pairs, 7.0)
+  trainer = training.Trainer(models.build(config), data, data,
+                             training.TrainOptions(steps=steps, learning_rate=learning_rate),
+                             str(workdir))
+  before = trainer.validate(data)["loss"]
+  trainer.fit(progress=False)
+  after = trainer.validate(data)["loss"]
+  assert after < 0.8 * before, (before, after)

@@ -3,13 +3,11 @@
 import numpy as np
 import tensorflow as tf
 
+from conftest import assert_training_reduces_loss
 from test_mdnet import STATS, _graph, _system
 from mdnet_tf import models
-from mdnet_tf import training
-from mdnet_tf.data import dataset
 from mdnet_tf.models import dgl_ops
 from mdnet_tf.models import mdnet
-from mdnet_tf.models import normalization
 from mdnet_tf.models import segment_ops
 
 CONFIG = mdnet.MDNetConfig(dt_fs=16.0, stats=STATS, model="egnn")
@@ -45,13 +43,4 @@ def test_backends_agree():
 
 
 def test_egnn_learns(smoke_dir, tmp_path):
-  pairs = dataset.load_pairs(smoke_dir, "train", 16)
-  stats = normalization.NormStats.from_pairs(pairs, 39.948, 7.0)
-  config = mdnet.MDNetConfig(dt_fs=16.0, stats=stats, model="egnn")
-  data = training.prepare(pairs, 7.0)
-  trainer = training.Trainer(models.build(config), data, data,
-                             training.TrainOptions(steps=60, learning_rate=1e-3),
-                             str(tmp_path))
-  before = trainer.validate(data)["loss"]
-  trainer.fit(progress=False)
-  assert trainer.validate(data)["loss"] < 0.8 * before
+  assert_training_reduces_loss(smoke_dir, tmp_path, 60, 1e-3, model="egnn")

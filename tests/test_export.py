@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import smoke_config
 from mdnet_tf import exporting
 from mdnet_tf import models
 from mdnet_tf import partition
@@ -15,8 +16,6 @@ from mdnet_tf import training
 from mdnet_tf.data import dataset
 from mdnet_tf.models import dgl_ops
 from mdnet_tf.models import graph as graph_lib
-from mdnet_tf.models import mdnet
-from mdnet_tf.models import normalization
 from mdnet_tf.models import segment_ops
 
 
@@ -25,9 +24,7 @@ from mdnet_tf.models import segment_ops
 def exported(smoke_dir, tmp_path_factory):
   """A trained-for-a-few-steps MDNet, its workdir and its SavedModel."""
   work = str(tmp_path_factory.mktemp("work"))
-  pairs = dataset.load_pairs(smoke_dir, "train", 16)
-  config = mdnet.MDNetConfig(dt_fs=16.0, stats=normalization.NormStats.from_pairs(
-      pairs, 39.948, 7.0))
+  pairs, config = smoke_config(smoke_dir)
   trainer = training.Trainer(models.build(config), training.prepare(pairs, 7.0),
                              training.prepare(pairs, 7.0),
                              training.TrainOptions(steps=5), work)

@@ -17,12 +17,10 @@ from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from conftest import smoke_config
 from mdnet_tf import exporting
 from mdnet_tf import models
 from mdnet_tf import training
-from mdnet_tf.data import dataset
-from mdnet_tf.models import mdnet
-from mdnet_tf.models import normalization
 from serving import codec
 from serving import extxyz
 from serving import rollout_client
@@ -72,9 +70,7 @@ class Server:
 @pytest.fixture(scope="module")
 def served(smoke_dir, tmp_path_factory):
   work = str(tmp_path_factory.mktemp("work"))
-  pairs = dataset.load_pairs(smoke_dir, "train", 16)
-  config = mdnet.MDNetConfig(dt_fs=16.0, stats=normalization.NormStats.from_pairs(
-      pairs, 39.948, 7.0))
+  _, config = smoke_config(smoke_dir)
   model = models.build(config, seed=1)
   # Small but non-zero learned corrections: an untrained network's large ones
   # would wreck the liquid within 50 steps (correctly reported as an overflow).

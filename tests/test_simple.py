@@ -5,12 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import assert_training_reduces_loss
 from test_mdnet import STATS, _graph, _system
 from mdnet_tf import models
-from mdnet_tf import training
-from mdnet_tf.data import dataset
 from mdnet_tf.models import mdnet
-from mdnet_tf.models import normalization
 from mdnet_tf.models import segment_ops
 from mdnet_tf.models import simple
 from mdnet_tf.models import tailoring
@@ -86,13 +84,4 @@ def test_outer_gradient_through_the_inner_step_matches_finite_differences():
 @pytest.mark.parametrize("model_name,tailor", [("simple", "none"), ("simple", "learned"),
                                                ("mdnet", "temperature")])
 def test_baselines_train(smoke_dir, tmp_path, model_name, tailor):
-  pairs = dataset.load_pairs(smoke_dir, "train", 16)
-  stats = normalization.NormStats.from_pairs(pairs, 39.948, 7.0)
-  config = mdnet.MDNetConfig(dt_fs=16.0, stats=stats, model=model_name, tailor=tailor)
-  data = training.prepare(pairs, 7.0)
-  trainer = training.Trainer(models.build(config), data, data,
-                             training.TrainOptions(steps=40, learning_rate=2e-3),
-                             str(tmp_path))
-  before = trainer.validate(data)["loss"]
-  trainer.fit(progress=False)
-  assert trainer.validate(data)["loss"] < 0.8 * before
+  assert_training_reduces_loss(smoke_dir, tmp_path, 40, 2e-3, model=model_name, tailor=tailor)
