@@ -1,8 +1,8 @@
 """Generates a dataset with LAMMPS following the paper's protocol (see presets.py).
 
 Layout of `out_dir`:
-  trajectories/traj_XXX/nve.dump      NVE stage, `id type xu yu zu vx vy vz`
-  trajectories/traj_XXX/trajectory.json   seeds, box, thermo, checksum (marks done)
+  trajectories/traj_NNN/nve.dump      NVE stage, `id type xu yu zu vx vy vz`
+  trajectories/traj_NNN/trajectory.json   seeds, box, thermo, checksum (marks done)
   trajectories/rollout/nvt.dump       long NVT run for roll-out validation
   pairs/{train,test,validation}.npz   frame pairs per Δt (see dataset.py)
   manifest.json                       protocol, preset, seeds, LAMMPS version,
