@@ -40,7 +40,7 @@ class NormStats:
       q = tf.constant(pairs.positions[k], tf.float64)
       p = tf.constant(pairs.momenta[k], tf.float64)
       box = tf.constant(pairs.box[k], tf.float64)
-      spec, nl = partition.allocate(q, box, cutoff)
+      _, nl = partition.allocate(q, box, cutoff)
       max_edges = int(tf.reduce_sum(nl.counts)) // 2 + 1
       g = graph_lib.from_neighbors(q, box, nl, cutoff, max_edges)
       e = int(g.num_edges)
@@ -53,7 +53,6 @@ class NormStats:
       rel_pos.append(d / r2[:, None])
       rel_mom.append(pairs.momenta[k][center] - pairs.momenta[k][other])
       neighbors.append(2 * e / len(q))
-      del spec
     dq = (pairs.next_positions - pairs.positions
           - pairs.momenta / mass * pairs.dt_fs)
     dp = pairs.next_momenta - pairs.momenta
