@@ -21,6 +21,7 @@ import tensorflow as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # per-Δt simulators retrace by design
 
+from mdnet_tf import evaluation  # noqa: E402
 from mdnet_tf import units  # noqa: E402
 from mdnet_tf import verlet  # noqa: E402
 from mdnet_tf.data import dataset  # noqa: E402
@@ -31,11 +32,6 @@ _DATA_DIR = flags.DEFINE_string("data_dir", "data/small", "Dataset directory.")
 _STEPS = flags.DEFINE_integer("steps", 256, "1 fs steps of the side-by-side run.")
 _EVERY = flags.DEFINE_integer("record_every", 32, "Steps between printed rows.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split for the one-step errors.")
-
-# Paper Table 1, Verlet column: (position RMSE Å, velocity RMSE Å/fs).
-PAPER_VERLET = {16: (8.44e-5, 8.42e-7), 32: (6.68e-4, 6.58e-6),
-                64: (5.24e-3, 5.74e-5), 128: (3.88e-2, 1.75e-3)}
-
 
 def side_by_side(frame, steps, every):
   """TF Verlet vs LAMMPS from one frame; prints a table, returns max |Δq|."""
@@ -70,18 +66,11 @@ def one_step_errors(data_dir, split, dts):
         f"(paper Table 1, Verlet column, for comparison):")
   print(f"{'Δt [fs]':>7} {'pairs':>5} {'pos RMSE [Å]':>13} {'vel RMSE [Å/fs]':>16}"
         f" {'paper pos':>10} {'paper vel':>10}")
-  mass = units.ARGON_MASS
   for dt in dts:
     pairs = dataset.load_pairs(data_dir, split, dt)
-    sim = verlet.VerletSimulator(dt, dtype=tf.float64)
-    dq, dv = [], []
-    for i in range(len(pairs)):
-      out = sim.run(pairs.positions[i], pairs.momenta[i], pairs.box[i], 1)
-      dq.append(out.positions[-1] - pairs.next_positions[i])
-      dv.append((out.momenta[-1] - pairs.next_momenta[i]) / mass)
-    rmse = lambda x: float(np.sqrt(np.mean(np.square(x))))
-    paper = PAPER_VERLET.get(dt, (float("nan"),) * 2)
-    print(f"{dt:7d} {len(pairs):5d} {rmse(dq):13.2e} {rmse(dv):16.2e} "
+    rmse_q, rmse_v = evaluation.verlet_rmse(pairs)
+    paper = evaluation.PAPER_TABLE1["Verlet"].get(dt, (float("nan"),) * 2)
+    print(f"{dt:7d} {len(pairs):5d} {rmse_q:13.2e} {rmse_v:16.2e} "
           f"{paper[0]:10.2e} {paper[1]:10.2e}")
 
 

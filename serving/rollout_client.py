@@ -27,6 +27,7 @@ import tqdm  # noqa: E402
 from tensorflow_serving.apis import predict_pb2  # noqa: E402
 from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
 
+from mdnet_tf import units  # noqa: E402
 from serving import codec  # noqa: E402
 from serving import extxyz  # noqa: E402
 
@@ -40,14 +41,13 @@ _OUTPUT = flags.DEFINE_string("output", "rollout.extxyz", "Extended XYZ trajecto
 _DT = flags.DEFINE_float("dt_fs", None, "The model's Δt in fs (for times in the output).")
 _DEADLINE = flags.DEFINE_float("deadline_s", 60.0, "Deadline of each call, s.")
 _RETRIES = flags.DEFINE_integer("max_retries", 8, "Retries of UNAVAILABLE per call.")
-_MASS = flags.DEFINE_float("mass_amu", 39.948, "Atom mass for temperatures, g/mol.")
+_MASS = flags.DEFINE_float("mass_amu", units.ARGON_MASS, "Atom mass for temperatures, g/mol.")
 
 MAX_MESSAGE = 2047 * 1024 * 1024
 
 
 def load_start(path):
   """(positions [N,3], momenta [N,3], box [3]) float32 from a dump or dataset."""
-  from mdnet_tf import units  # pylint: disable=import-outside-toplevel
   from mdnet_tf.data import dataset, dump  # pylint: disable=import-outside-toplevel
   if os.path.isdir(path):
     manifest = dataset.load_manifest(path)
@@ -98,7 +98,7 @@ class RolloutClient:
     self.channel.close()
 
 
-def rollout(client, start, num_steps, steps_per_call, output, dt_fs=None, mass=39.948,
+def rollout(client, start, num_steps, steps_per_call, output, dt_fs=None, mass=units.ARGON_MASS,
             progress=True):
   """Rolls out to `num_steps`, appending frames to `output`; resumes if it exists.
 
@@ -120,8 +120,9 @@ def rollout(client, start, num_steps, steps_per_call, output, dt_fs=None, mass=3
     extxyz.append_frame(output, done, positions, momenta, box, dt_fs)
     bar.update(n)
   bar.close()
-  kinetic = 0.5 * np.sum(momenta.astype(np.float64) ** 2) / mass * 48.88821291 ** 2
-  temperature = 2 * kinetic / ((3 * len(positions) - 3) * 0.0019872067)
+  kinetic = units.kinetic_energy_from_momenta_sq(
+      np.sum(momenta.astype(np.float64) ** 2), mass)
+  temperature = units.temperature_from_kinetic(kinetic, 3 * len(positions) - 3)
   return {"steps": done, "wall_seconds": time.time() - started, "temperature": temperature,
           "simulated_fs": None if dt_fs is None else done * dt_fs}
 

@@ -185,7 +185,7 @@ def protocol_commands(preset, seeds, dump_path, kind):
   edge = (p.num_atoms / p.density) ** (1.0 / 3.0)
   lj = potentials.LennardJones()
   nh_t = f"temp {p.temperature} {p.temperature} {p.thermostat_damp_fs}"
-  pressure_atm = p.pressure_bar / 1.01325
+  pressure_atm = p.pressure_bar * units.BAR_TO_ATM
   if kind == "nve":
     stage, steps, every = "fix stage all nve", p.nve_steps, p.dump_every_fs
   elif kind == "rollout":

@@ -53,7 +53,7 @@ class EGNN(tf.Module):
     nbar = s.mean_neighbors
     d0, _ = ops.edge_differences(graph, positions, momenta, box)
     v0 = momenta * (c.dt_fs / c.mass_amu)             # free flight, Å
-    speed = tf.norm(momenta, axis=-1, keepdims=True) / (s.rel_mom_scale / 1.4142)
+    speed = tf.norm(momenta, axis=-1, keepdims=True) / s.momentum_scale
     h = self.embed(speed)
     x_shift = tf.zeros_like(positions)                 # x − x⁰, coordinate units
     r0 = tf.reduce_sum(d0 * d0, -1, keepdims=True)

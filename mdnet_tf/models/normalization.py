@@ -25,6 +25,13 @@ class NormStats:
   dq_scale: float          # Å, RMS component of Δq − p Δt / m
   dp_scale: float          # g/mol·Å/fs, RMS component of Δp
 
+  @property
+  def momentum_scale(self):
+    """Typical per-component atomic momentum, g/mol·Å/fs: the RMS of p_i − p_j
+    over √2 (differences of independent momenta have twice the variance).
+    √2 is rounded to 1.4142, the value the pretrained models were trained with."""
+    return self.rel_mom_scale / 1.4142
+
   def to_json(self):
     return dataclasses.asdict(self)
 

@@ -57,7 +57,7 @@ class SIMPLE(tf.Module):
     c, s = self.config, self.config.stats
     n = tf.shape(positions)[0]
     neighbors = self._knn(graph, positions, momenta, box, ops)     # [N, k, 6]
-    p_scale = s.rel_mom_scale / 1.4142
+    p_scale = s.momentum_scale
     feats = tf.concat([
         momenta / p_scale,
         tf.reshape(neighbors[..., :3] / c.cutoff_angstrom, [n, -1]),

@@ -53,7 +53,7 @@ def quantity(model, q, p, box, graph, ops):
     kinetic = integrate.kinetic_energy(p, c.mass_amu) / tf.cast(n, q.dtype)
     return tf.reshape(kinetic + _potential_per_atom(q, p, box, graph, ops, n, lj), [1])
   if c.tailor == "learned":
-    scaled = p / (c.stats.rel_mom_scale / 1.4142)
+    scaled = p / c.stats.momentum_scale
     return tf.reduce_mean(model.quantity_net(tf.concat([scaled, scaled ** 2], -1)), 0)
   raise ValueError(f"tailor must be one of {KINDS}, got {c.tailor!r}")
 
