@@ -5,6 +5,7 @@ RMSEs are over all atoms and Cartesian components of a split: positions in Å
 velocities in Å/fs.
 """
 
+import dataclasses
 import math
 import os
 
@@ -42,13 +43,19 @@ def verlet_rmse(pairs, mass=units.ARGON_MASS):
   return math.sqrt(sq_q / len(pairs)), math.sqrt(sq_v / len(pairs))
 
 
-def restore_model(workdir, which="best"):
-  """An MDNet with the weights of `workdir`'s best (or latest) checkpoint."""
+def restore_model(workdir, which="best", **overrides):
+  """An MDNet with the weights of `workdir`'s best (or latest) checkpoint.
+
+  overrides: config fields to change for prediction, e.g. tailor="energy",
+  tailor_lr=1e-4 to tailor a model at prediction time only.
+  """
   config_path = os.path.join(workdir, "model_config.json")
   if not os.path.exists(config_path):
     raise errors.InputError(f"{workdir} has no model_config.json: not a training "
                             f"run or pretrained model directory")
   config = mdnet.MDNetConfig.from_json(dataset.read_json(config_path))
+  if overrides:
+    config = dataclasses.replace(config, **overrides)
   model = models.build(config)
   order = ["best", "checkpoints"] if which == "best" else ["checkpoints", "best"]
   for sub in order:

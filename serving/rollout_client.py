@@ -29,7 +29,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
 
 from mdnet_tf import units  # noqa: E402
 from serving import codec  # noqa: E402
-from serving import extxyz  # noqa: E402
+from mdnet_tf import extxyz  # noqa: E402
 
 _SERVER = flags.DEFINE_string("server", "127.0.0.1:8500", "host:port of the gRPC server.")
 _MODEL = flags.DEFINE_string("model_name", "mdnet", "Model name on the server.")

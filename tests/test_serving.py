@@ -22,7 +22,7 @@ from mdnet_tf import exporting
 from mdnet_tf import models
 from mdnet_tf import training
 from serving import codec
-from serving import extxyz
+from mdnet_tf import extxyz
 from serving import rollout_client
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -53,6 +53,10 @@ PRESETS = {
     # > 4 cutoffs, so MDNet's 2 r_c receptive field fits); about 2 min on 2 cores.
     "small": Preset("small", num_atoms=864, npt_steps=20000, nvt_steps=20000,
                     nve_steps=2560, rollout_steps=40960),
+    # Transfer to larger systems: only the long NVT roll-out reference (no
+    # training pairs), 32000 atoms (box ≈ 121 Å); about 15 min on one core.
+    "large": Preset("large", num_atoms=32000, npt_steps=20000, nvt_steps=20000,
+                    nve_steps=2560, rollout_steps=40960, split=(0, 0, 0)),
     # Seconds: for tests and the demo.
     "smoke": Preset("smoke", num_atoms=256, npt_steps=1000, nvt_steps=1000,
                     nve_steps=512, rollout_steps=1024, split=(2, 1, 1),

@@ -11,6 +11,8 @@ import re
 
 import numpy as np
 
+from mdnet_tf import errors
+
 
 def append_frame(path, step, positions, momenta, box, dt_fs=None):
   """Appends one frame and flushes it to disk before returning."""
@@ -59,3 +61,33 @@ def last_frame(path):
     with open(path, "w") as f:
       f.write("\n".join(lines[:good_end]) + ("\n" if good_end else ""))
   return last
+
+
+def read_frames(path, every=1):
+  """All complete frames: (steps [F] int, positions [F,N,3], momenta [F,N,3],
+  box [3]) as float64; `every` keeps every k-th frame (from the first).
+
+  Raises errors.InputError if the file holds no complete frame.
+  """
+  with open(path) as f:
+    lines = f.read().splitlines()
+  if not lines:
+    raise errors.InputError(f"{path} is empty")
+  n = int(lines[0])
+  stride = n + 2
+  count = len(lines) // stride
+  steps, tables, box = [], [], None
+  for k in range(0, count, every):
+    block = lines[k * stride:(k + 1) * stride]
+    if int(block[0]) != n or len(block) != stride:
+      break
+    steps.append(int(re.search(r"step=(\d+)", block[1]).group(1)))
+    if box is None:
+      lattice = [float(x) for x in re.search(r'Lattice="([^"]+)"', block[1]).group(1).split()]
+      box = np.array([lattice[0], lattice[4], lattice[8]])
+    values = np.array(" ".join(block[2:]).split(), dtype=object).reshape(n, 7)[:, 1:]
+    tables.append(values.astype(np.float64))
+  if not tables:
+    raise errors.InputError(f"{path} holds no complete frame")
+  tables = np.stack(tables)
+  return np.array(steps), tables[..., :3], tables[..., 3:], box

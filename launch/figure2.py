@@ -1,0 +1,60 @@
+"""Reproduces the paper's Figure 2 (RDF and MSD of long roll-outs vs LAMMPS)
+and measures energy/temperature control and transfer to larger systems.
+
+  python launch/figure2.py                       # small preset, all Δt, nve/rescale/nvt
+  python launch/figure2.py --system=paper --data_dir=data/paper --variants=nve,rescale
+  python launch/figure2.py --system=large --data_dir=data/large --dts=128
+
+Roll-outs start from the first frame of the dataset's LAMMPS NVT reference
+trajectory and run --time_fs (the paper: 40000 fs, then 8 RDF frames 128 fs
+apart). They are cached and resumed under --runs_dir. Results are merged into
+<out>.json (one entry per system) and <out>.md; the trained system's plot is
+<out>.png, other systems get <out>_<system>.png.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+from mdnet_tf import io_utils  # noqa: E402
+from mdnet_tf import validation  # noqa: E402
+
+_SYSTEM = flags.DEFINE_string("system", "small", "Name of the system in the results.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset with the LAMMPS roll-out "
+                                "reference (default data/<system>).")
+_MODELS = flags.DEFINE_string("models_dir", "pretrained", "Where <model>_dt<Δt>/ live.")
+_MODEL = flags.DEFINE_string("model", "mdnet", "Model family.")
+_DTS = flags.DEFINE_list("dts", ["16", "32", "64", "128"], "Δt of the models, fs.")
+_VARIANTS = flags.DEFINE_list("variants", ["nve", "rescale", "nvt"],
+                              f"Roll-out variants: {sorted(validation.VARIANTS)}.")
+_TIME = flags.DEFINE_float("time_fs", 40960.0, "Simulated time of each roll-out, fs.")
+_RUNS = flags.DEFINE_string("runs_dir", "runs/rollouts", "Roll-out cache.")
+_OUT = flags.DEFINE_string("out", "results/figure2", "Results prefix (.json/.md/.png).")
+_PLOT_AS = flags.DEFINE_string("plot_system", "small", "System drawn as <out>.png.")
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  data_dir = _DATA_DIR.value or os.path.join("data", _SYSTEM.value)
+  models = {f"{_MODEL.value}_dt{dt}": os.path.join(_MODELS.value, f"{_MODEL.value}_dt{dt}")
+            for dt in _DTS.value}
+  entry = validation.study(_SYSTEM.value, data_dir, models, _VARIANTS.value, _TIME.value,
+                           _RUNS.value)
+  result = validation.merge_json(_OUT.value + ".json", _SYSTEM.value, entry)
+  table = validation.markdown_table(result)
+  io_utils.write_text(_OUT.value + ".md", "# Figure 2 metrics (`python launch/figure2.py`)\n\n"
+                      + table)
+  png = (_OUT.value + ".png" if _SYSTEM.value == _PLOT_AS.value
+         else f"{_OUT.value}_{_SYSTEM.value}.png")
+  validation.plot(result, _SYSTEM.value, png)
+  print(table)
+  print(f"wrote {_OUT.value}.json, {_OUT.value}.md, {png}")
+
+
+if __name__ == "__main__":
+  app.run(main)
