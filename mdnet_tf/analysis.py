@@ -158,9 +158,15 @@ def equipartition(momenta, mass, bins=61):
           "max_histogram_deviation": float(np.max(np.abs(density - mb)) / mb.max())}
 
 
-def first_peak(r, g):
-  """(position Å, height) of g(r)'s maximum."""
-  k = int(np.argmax(g))
+def first_peak(r, g, window=1.0):
+  """(position Å, height) of g(r)'s first peak: the maximum within `window` Å
+  after g first exceeds 1."""
+  r, g = np.asarray(r), np.asarray(g)
+  above = np.nonzero(g > 1.0)[0]
+  if not len(above):
+    raise errors.InputError("g(r) never exceeds 1: no first peak")
+  near = np.nonzero((r >= r[above[0]]) & (r <= r[above[0]] + window))[0]
+  k = near[np.argmax(g[near])]
   return float(r[k]), float(g[k])
 
 

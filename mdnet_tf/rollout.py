@@ -478,3 +478,34 @@ def read_thermo(path):
   """The thermo log as [S, len(THERMO_COLUMNS)] float64 (no rows: shape [0, C])."""
   rows = [l.split() for l in open(path) if l.strip() and not l.startswith("#")]
   return np.array(rows, np.float64).reshape(-1, len(THERMO_COLUMNS))
+
+
+def write_lammps_dump(out_dir, dt_fs, name="trajectory.dump"):
+  """Converts out_dir's extended XYZ to a LAMMPS text dump (`xu yu zu vx vy vz`)."""
+  from mdnet_tf.data import dump  # pylint: disable=import-outside-toplevel
+  steps, q, p, box = extxyz.read_frames(os.path.join(out_dir, TRAJECTORY))
+  mass = units.ARGON_MASS
+  dump.write_dump(os.path.join(out_dir, name), [
+      {"timestep": int(round(s * dt_fs)), "box": box, "positions": qi, "velocities": pi / mass}
+      for s, qi, pi in zip(steps, q, p)])
+
+
+def describe(result, dt_fs, num_atoms):
+  """A few lines summarizing a roll-out for the terminal."""
+  th = result.thermo
+  lines = [f"roll-out: {result.steps_done} steps of {dt_fs:g} fs = "
+           f"{result.steps_done * dt_fs / 1000:g} ps, {num_atoms} atoms → {result.out_dir}"]
+  if len(th):
+    drift = (th[-1, 5] - th[0, 5]) / num_atoms
+    lines.append(f"  T mean {th[:, 2].mean():.2f} K (std {th[:, 2].std():.2f}); "
+                 f"E_total per atom {th[0, 5] / num_atoms:.5f} → {th[-1, 5] / num_atoms:.5f} "
+                 f"kcal/mol (Δ {drift:+.2e}); max |P| {th[:, 6].max():.2e} g/mol·Å/fs; "
+                 f"closest pair {th[:, 7].min():.3f} Å")
+    lines.append(f"  rescaling: {int(th[:, 9].sum())} infeasible, {int(th[:, 10].sum())} "
+                 f"clipped steps")
+  lines.append(f"  wall {result.seconds:.1f} s this call")
+  if result.failure is not None:
+    f = result.failure
+    lines.append(f"  FAILED at step {f.step} (t = {f.time_fs:g} fs): {f.reason}. "
+                 f"Frames up to the last good chunk are in the trajectory; see report.json.")
+  return "\n".join(lines)

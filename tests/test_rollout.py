@@ -1,0 +1,235 @@
+"""Roll-outs: thermostats, energy rescaling, blow-up detection, resume; analysis
+(RDF, MSD, diffusion, equipartition) against hand-computed values."""
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import smoke_config
+from mdnet_tf import analysis
+from mdnet_tf import errors
+from mdnet_tf import exporting
+from mdnet_tf import extxyz
+from mdnet_tf import integrate
+from mdnet_tf import models
+from mdnet_tf import rollout
+from mdnet_tf import signatures
+from mdnet_tf import training
+from mdnet_tf import units
+from mdnet_tf import validation
+
+MASS = units.ARGON_MASS
+
+
+def _liquid(liquid_frame):
+  q = liquid_frame.positions.astype(np.float64)
+  p = liquid_frame.velocities * MASS
+  return q, p - p.mean(0), liquid_frame.box.astype(np.float64)
+
+
+def _scaled(propagator, factor, name):
+  """A propagator whose momenta about the centre of mass come out `factor`
+  times too large (heats up, conserves total momentum)."""
+  def delta(q, p, box, nl, spec):
+    dq, dp = propagator.delta(q, p, box, nl, spec)
+    com = tf.reduce_mean(p + dp, 0, keepdims=True)
+    return dq, com + (p + dp - com) * factor - p
+  return propagator._replace(delta=delta, name=name)
+
+
+@pytest.mark.parametrize("thermostat", ["csvr", "langevin"])
+def test_thermostat_reaches_and_holds_the_target(liquid_frame, tmp_path, thermostat):
+  q, p, box = _liquid(liquid_frame)
+  settings = rollout.Settings(thermostat=thermostat, temperature=120.0, tau_fs=100.0,
+                              write_every=50)
+  result = rollout.Rollout(rollout.verlet_propagator(4.0), settings).run(
+      q, p, box, 600, str(tmp_path), progress=False)
+  assert result.failure is None
+  temps = result.thermo[:, 2]
+  assert temps[0] < 100.0            # starts near 80 K
+  held = temps[200:]                 # after 800 fs = 8 τ
+  # 256 atoms: canonical std of T is T·sqrt(2/(3N − 3)) ≈ 6 K; the mean of
+  # 400 correlated samples (τ = 100 fs = 25 steps) is good to ~1.5 K.
+  assert abs(held.mean() - 120.0) < 4.0, held.mean()
+  assert 3.0 < held.std() < 12.0, held.std()
+
+
+def test_energy_rescaling_holds_energy_and_momentum(liquid_frame, tmp_path):
+  q, p, box = _liquid(liquid_frame)
+  p = p + np.array([0.02, -0.01, 0.005])   # nonzero centre-of-mass momentum
+  heating = _scaled(rollout.verlet_propagator(4.0), 1.002, "heating")
+  settings = rollout.Settings(energy_rescale=True, write_every=25)
+  result = rollout.Rollout(heating, settings).run(q, p, box, 100, str(tmp_path),
+                                                   progress=False)
+  assert result.failure is None
+  report = validation.dataset.read_json(os.path.join(str(tmp_path), rollout.REPORT))
+  e0 = report["initial_total_energy_kcal_mol"]
+  total = result.thermo[:, 5]
+  # Rescaling is exact in float64; float32 precision (1e-7 relative) is the bar.
+  np.testing.assert_allclose(total, e0, rtol=1e-7)
+  alpha = result.thermo[:, 8]
+  assert np.all(alpha < 1.0) and np.all(alpha > 0.99)    # it removes the heating
+  p0 = np.linalg.norm(p.sum(0))
+  # The rescaling itself keeps P exactly (see the unit test below); the float32
+  # Δp of the propagator moves P by float32 rounding, ~1e-7 relative per step.
+  np.testing.assert_allclose(result.thermo[:, 6], p0, rtol=2e-6)
+  # Without rescaling the same propagator heats up.
+  free = rollout.Rollout(heating, rollout.Settings(write_every=25)).run(
+      q, p, box, 100, str(tmp_path / "free"), progress=False)
+  assert free.thermo[-1, 2] > 1.15 * free.thermo[0, 2]
+
+
+def test_rescale_to_energy_infeasible_and_clipped():
+  rng = np.random.default_rng(0)
+  p = tf.constant(rng.normal(size=(50, 3)) + 0.3)
+  k = float(integrate.kinetic_energy(p, MASS))
+  com = p.numpy().mean(0)
+  # Exact case: target reachable within bounds.
+  out, alpha, infeasible, clipped = rollout.rescale_to_energy(
+      p, MASS, tf.constant(-10.0, tf.float64), tf.constant(k - 10.0 - 0.01 * k, tf.float64),
+      (0.9, 1.1))
+  assert not bool(infeasible) and not bool(clipped)
+  assert abs(float(integrate.kinetic_energy(out, MASS)) - 0.99 * k) < 1e-9 * k
+  np.testing.assert_allclose(out.numpy().mean(0), com, rtol=1e-12)
+  # Potential above the target: infeasible, α takes the lower bound.
+  out, alpha, infeasible, clipped = rollout.rescale_to_energy(
+      p, MASS, tf.constant(100.0, tf.float64), tf.constant(50.0, tf.float64), (0.9, 1.1))
+  assert bool(infeasible) and float(alpha) == 0.9
+  # Reachable but beyond the bounds: clipped.
+  _, alpha, infeasible, clipped = rollout.rescale_to_energy(
+      p, MASS, tf.constant(0.0, tf.float64), tf.constant(3.0 * k, tf.float64), (0.9, 1.1))
+  assert bool(clipped) and not bool(infeasible) and float(alpha) == 1.1
+
+
+def test_blow_up_is_detected_and_not_written(liquid_frame, tmp_path):
+  q, p, box = _liquid(liquid_frame)
+  exploding = _scaled(rollout.verlet_propagator(4.0), 1.5, "exploding")  # T × 2.25 per step
+  result = rollout.Rollout(exploding, rollout.Settings(write_every=1)).run(
+      q, p, box, 20, str(tmp_path), progress=False)
+  assert result.failure is not None and "temperature" in result.failure.reason
+  assert result.failure.step == 2          # 80 K × 2.25² > 3 × 80 K
+  steps, _, _, _ = extxyz.read_frames(os.path.join(str(tmp_path), rollout.TRAJECTORY))
+  assert steps.tolist() == [0, 1]          # the failing state is not in the trajectory
+  # Two atoms planted 2 Å apart: the closest-pair check fires at once.
+  q2 = q.copy()
+  q2[1] = q2[0] + np.array([2.0, 0.0, 0.0])
+  still = rollout.Propagator(lambda q, p, box, nl, spec: (tf.zeros_like(q), tf.zeros_like(p)),
+                             4.0, 7.0, MASS, True, "still")
+  result = rollout.Rollout(still, rollout.Settings()).run(q2, p, box, 5, str(tmp_path / "b"),
+                                                          progress=False)
+  assert result.failure.step == 1 and "apart" in result.failure.reason
+
+
+def test_resume_after_kill_gives_the_same_trajectory(liquid_frame, tmp_path):
+  q, p, box = _liquid(liquid_frame)
+  settings = rollout.Settings(thermostat="csvr", temperature=90.0, tau_fs=50.0, write_every=5)
+  prop = rollout.verlet_propagator(8.0)
+  full = str(tmp_path / "full")
+  rollout.Rollout(prop, settings).run(q, p, box, 30, full, progress=False)
+  killed = str(tmp_path / "killed")
+  rollout.Rollout(prop, settings).run(q, p, box, 30, killed, progress=False,
+                                      stop_after_chunks=2)
+  with open(os.path.join(killed, rollout.TRAJECTORY), "a") as f:
+    f.write("256\nLattice=\"torn")       # a frame torn by the kill
+  with open(os.path.join(killed, rollout.THERMO_LOG), "a") as f:
+    f.write("11 88 1.0")
+  rollout.Rollout(prop, settings).run(q, p, box, 30, killed, progress=False)
+  for name in (rollout.TRAJECTORY, rollout.THERMO_LOG):
+    with open(os.path.join(full, name)) as a, open(os.path.join(killed, name)) as b:
+      assert a.read() == b.read(), name
+  # Other settings in the same directory are refused, not mixed.
+  with pytest.raises(errors.InputError, match="other settings"):
+    rollout.Rollout(prop, dataclasses.replace(settings, seed=1)).run(
+        q, p, box, 30, killed, progress=False)
+
+
+@pytest.fixture(scope="module")
+def exported_model(smoke_dir, tmp_path_factory):
+  work = str(tmp_path_factory.mktemp("work"))
+  pairs, config = smoke_config(smoke_dir)
+  trainer = training.Trainer(models.build(config), training.prepare(pairs, 7.0),
+                             training.prepare(pairs, 7.0), training.TrainOptions(steps=2), work)
+  trainer.fit(progress=False)
+  training.save_config(work, config, {"data_dir": smoke_dir, "command": "test"})
+  path = exporting.export(work, str(tmp_path_factory.mktemp("models")), 1)
+  return trainer.model, work, path
+
+
+def test_model_rollout_equals_exported_signatures(exported_model, liquid_frame, tmp_path):
+  """In-process XLA roll-out = SavedModel roll-out = StepModule.rollout (10 steps)."""
+  model, work, path = exported_model
+  q, p, box = _liquid(liquid_frame)
+  runs = {}
+  for name, prop in (("model", validation.propagator_for(work)),
+                     ("saved", validation.propagator_for(os.path.dirname(path)))):
+    # A barely trained model heats up: widen the failure window, compare numerics.
+    loose = rollout.Settings(write_every=10, temperature_factor=100.0, min_distance=1.0)
+    res = rollout.Rollout(prop, loose).run(
+        q, p, box, 10, str(tmp_path / name), progress=False)
+    runs[name] = extxyz.read_frames(str(tmp_path / name / rollout.TRAJECTORY))
+    assert res.failure is None
+  module = signatures.StepModule(model, 200, 64)
+  out = module.rollout(tf.constant(q, tf.float32), tf.constant(p, tf.float32),
+                       tf.constant(box, tf.float32), tf.constant(10))
+  for name, (_, qs, ps, _) in runs.items():
+    # float32 network and float64 state on every side; extxyz keeps 9 digits.
+    np.testing.assert_allclose(qs[-1], out["positions"].numpy(), atol=1e-4, err_msg=name)
+    np.testing.assert_allclose(ps[-1], out["momenta"].numpy(), atol=2e-4 * np.abs(p).max(),
+                               err_msg=name)
+
+
+def test_rdf_of_a_simple_cubic_lattice():
+  a, n = 4.0, 8
+  grid = np.stack(np.meshgrid(*[np.arange(n)] * 3, indexing="ij"), -1).reshape(-1, 3) * a
+  box = np.full(3, n * a)
+  r, g = analysis.rdf(grid, box, r_max=9.0, bins=900)
+  rho = len(grid) / box.prod()
+  dr = r[1] - r[0]
+  shell = rho * g * 4 * np.pi * r ** 2 * dr          # neighbors per bin
+  for distance, count in ((a, 6), (a * np.sqrt(2), 12), (a * np.sqrt(3), 8), (2 * a, 6)):
+    near = np.abs(r - distance) < 2 * dr
+    assert abs(shell[near].sum() - count) < 0.05 * count, (distance, shell[near].sum())
+  assert analysis.first_peak(r, g)[0] == pytest.approx(a, abs=dr)
+  between = (r > a + 2 * dr) & (r < a * np.sqrt(2) - 2 * dr)
+  assert np.all(g[between] == 0)
+
+
+def test_msd_and_diffusion_of_a_translating_system():
+  rng = np.random.default_rng(1)
+  q0 = rng.uniform(0, 20, (30, 3))
+  v = np.array([0.01, -0.02, 0.005])             # Å/fs
+  t = np.arange(0, 2560, 256.0)
+  frames = q0[None] + v[None, None] * t[:, None, None]
+  # freud computes in float32: relative 1e-6.
+  np.testing.assert_allclose(analysis.msd(frames), (v ** 2).sum() * t ** 2, rtol=1e-6)
+  # Brownian-like: MSD = 6 D t exactly gives D back; VACF of constant velocity is |v|².
+  d_true = 2.4e-5 * 10                           # Å²/fs (2.4e-5 cm²/s)
+  d, d_cgs, residual = analysis.diffusion_from_msd(t, 6 * d_true * t)
+  assert d == pytest.approx(d_true) and d_cgs == pytest.approx(2.4e-5) and residual < 1e-9
+  p = np.broadcast_to(v * MASS, (10, 30, 3))
+  np.testing.assert_allclose(analysis.vacf(p, MASS, 4), (v ** 2).sum(), rtol=1e-12)
+
+
+def test_equipartition_of_maxwell_boltzmann_samples():
+  rng = np.random.default_rng(2)
+  t = 80.0
+  sigma_p = np.sqrt(MASS * units.BOLTZMANN * t / units.MVV_TO_ENERGY)
+  p = rng.normal(0, sigma_p, (20, 2000, 3))
+  out = analysis.equipartition(p, MASS)
+  np.testing.assert_allclose(out["component_temperature_K"], t, rtol=0.01)
+  assert out["max_histogram_deviation"] < 0.05
+  p[..., 0] *= 1.2                                # x hotter than y, z
+  assert analysis.equipartition(p, MASS)["max_component_deviation"] > 0.2
+
+
+def test_energy_drift_and_bad_input():
+  t = np.linspace(0, 1e5, 50)                      # fs = 0.1 ns
+  drift, residual = analysis.energy_drift(t, -700 + 864 * 0.5 * t * 1e-6, 864)
+  assert drift == pytest.approx(0.5) and residual < 1e-9
+  with pytest.raises(Exception, match="NaN"):
+    analysis.msd(np.full((3, 4, 3), np.nan))
+  with pytest.raises(Exception, match=r"\[frames, atoms, 3\]"):
+    analysis.rdf(np.zeros((2, 3, 2)), np.ones(3) * 10)
