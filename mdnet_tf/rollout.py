@@ -32,6 +32,7 @@ noise is a stateless function of the seed and the step number).
 
 import dataclasses
 import json
+import math
 import os
 import time
 from typing import Callable, NamedTuple, Optional
@@ -104,10 +105,12 @@ class Settings:
 
 
 class Propagator(NamedTuple):
-  """One learned step: delta(q, p, box, neighbors, spec) -> (Δq, Δp), float32.
+  """One learned step: delta(q, p, box, neighbors, capacity) -> (Δq, Δp, overflow).
 
-  neighbors: the partition.NeighborList of q within `cutoff` (built by the
-  roll-out with NeighborSpec `spec`).
+  q, p, box float32; neighbors: the partition.NeighborList of q within
+  `cutoff`, built by the roll-out with capacity.spec; capacity.max_edges:
+  static edge capacity of a graph; overflow: [] bool, a capacity was too small
+  (the roll-out grows the capacities and repeats the chunk).
 
   dt_fs: the step, fs.  cutoff: neighbor list radius the delta needs, Å.
   mass: g/mol.  jit_compile: whether the chunk loop can run under XLA.
@@ -128,11 +131,10 @@ def model_propagator(model, name="model"):
   from mdnet_tf.models import segment_ops  # pylint: disable=import-outside-toplevel
   c = model.config
 
-  def delta(q, p, box, nl, spec):
-    del spec
-    max_edges = nl.indices.shape[0] * nl.indices.shape[1] // 2
-    graph = graph_lib.from_neighbors(q, box, nl, c.cutoff_angstrom, max_edges)
-    return models.forward(model, q, p, box, graph, segment_ops)
+  def delta(q, p, box, nl, capacity):
+    graph = graph_lib.from_neighbors(q, box, nl, c.cutoff_angstrom, capacity.max_edges)
+    dq, dp = models.forward(model, q, p, box, graph, segment_ops)
+    return dq, dp, graph.overflow
 
   return Propagator(delta, float(c.dt_fs), float(c.cutoff_angstrom), float(c.mass_amu),
                     True, name)
@@ -146,11 +148,11 @@ def savedmodel_propagator(path, signature="serving_default"):
     meta = json.load(f)
   fn = loaded.signatures[signature]
 
-  def delta(q, p, box, nl, spec):
-    del nl, spec
+  def delta(q, p, box, nl, capacity):
+    del nl, capacity
     assert loaded is not None  # the closure keeps the loaded variables alive
-    out = fn(positions=q, momenta=p, box=box)
-    return out["positions"] - q, out["momenta"] - p
+    out = fn(positions=q, momenta=p, box=box)  # overflow raises inside the SavedModel
+    return out["positions"] - q, out["momenta"] - p, tf.constant(False)
 
   return Propagator(delta, float(meta["dt_fs"]), float(meta["cutoff_angstrom"]),
                     float(meta["mass_amu"]), False, f"savedmodel:{path}")
@@ -158,12 +160,13 @@ def savedmodel_propagator(path, signature="serving_default"):
 
 def verlet_propagator(dt_fs, lj=potentials.LennardJones(), mass=units.ARGON_MASS):
   """One velocity-Verlet step of dt_fs as a propagator (forces at both ends)."""
-  def delta(q, p, box, nl, spec):
+  def delta(q, p, box, nl, capacity):
     _, _, f0 = potentials.energy_and_forces(q, box, nl, lj)
     half = integrate.half_kick(p, f0, dt_fs)
     q1 = integrate.drift(q, half, dt_fs, mass)
-    _, _, f1 = potentials.energy_and_forces(q1, box, partition.build(q1, box, spec), lj)
-    return q1 - q, integrate.half_kick(half, f1, dt_fs) - p
+    nl1 = partition.build(q1, box, capacity.spec)
+    _, _, f1 = potentials.energy_and_forces(q1, box, nl1, lj)
+    return q1 - q, integrate.half_kick(half, f1, dt_fs) - p, nl1.overflow
 
   return Propagator(delta, float(dt_fs), float(lj.cutoff), float(mass), True,
                     f"verlet:{dt_fs:g}fs")
@@ -244,6 +247,26 @@ def langevin_half(momenta, mass, temperature, dt_fs, tau_fs, seed):
   return c * momenta + tf.cast(sigma, momenta.dtype) * noise
 
 
+class Capacity(NamedTuple):
+  """Static capacities of a roll-out: neighbor list spec and graph edges."""
+  spec: partition.NeighborSpec
+  max_edges: int
+
+  @classmethod
+  def fit(cls, spec, nl, multiplier):
+    """Edge capacity from the undirected pairs of a built list, with head-room."""
+    pairs = int(tf.reduce_sum(tf.cast(nl.indices < nl.indices.shape[0], tf.int32))) // 2
+    return cls(spec, max(1, int(math.ceil(pairs * multiplier))))
+
+  def to_array(self):
+    return np.array(list(self.spec) + [self.max_edges], np.float64)
+
+  @classmethod
+  def from_array(cls, values):
+    cutoff, skin, k, cell, edges = values.tolist()
+    return cls(partition.NeighborSpec(cutoff, skin, int(k), int(cell)), int(edges))
+
+
 class Failure(NamedTuple):
   """Why and when a roll-out stopped early."""
   step: int
@@ -270,12 +293,12 @@ class Rollout:
     self.settings = settings
     self.capacity_multiplier = capacity_multiplier
     self.lj = lj or potentials.LennardJones(cutoff=propagator.cutoff)
-    self.spec = None
+    self.capacity = None
     self._compiled = {}
 
   # -- compiled chunk ----------------------------------------------------------
-  def _chunk(self, spec, num_steps):
-    key = (spec, num_steps)
+  def _chunk(self, capacity, num_steps):
+    key = (capacity, num_steps)
     if key in self._compiled:
       return self._compiled[key]
     prop, s, lj = self.propagator, self.settings, self.lj
@@ -290,18 +313,19 @@ class Rollout:
 
     def chunk(q, p, box, step0, e0, t_low, t_high):
       box32 = tf.cast(box, tf.float32)
-      nl0 = partition.build(tf.cast(q, tf.float32), box32, spec)
+      nl0 = partition.build(tf.cast(q, tf.float32), box32, capacity.spec)
 
       def body(i, q, p, nl, overflow, failed, rows):
         step = step0 + i
         if s.thermostat != "none":
           p = thermostat(p, step, 0)
-        dq, dp = prop.delta(tf.cast(q, tf.float32), tf.cast(p, tf.float32), box32, nl, spec)
+        dq, dp, delta_overflow = prop.delta(tf.cast(q, tf.float32), tf.cast(p, tf.float32),
+                                            box32, nl, capacity)
         q = q + tf.cast(dq, tf.float64)
         p = p + tf.cast(dp, tf.float64)
         if s.thermostat != "none":
           p = thermostat(p, step, 1)
-        nl = partition.build(tf.cast(q, tf.float32), box32, spec)
+        nl = partition.build(tf.cast(q, tf.float32), box32, capacity.spec)
         potential, _, _ = potentials.energy_and_forces(q, box, nl, lj)
         alpha = tf.ones([], tf.float64)
         infeasible = clipped = tf.constant(False)
@@ -319,7 +343,7 @@ class Rollout:
         bad = tf.logical_not(finite) | (temp < t_low) | (temp > t_high) | (
             r_min < s.min_distance)
         rows = tf.tensor_scatter_nd_update(rows, [[i]], row[None])
-        return i + 1, q, p, nl, overflow | nl.overflow, bad, rows
+        return i + 1, q, p, nl, overflow | nl.overflow | delta_overflow, bad, rows
 
       init = (tf.constant(0), q, p, nl0, nl0.overflow, tf.constant(False),
               tf.zeros([num_steps, _NUM_RECORDED], tf.float64))
@@ -333,27 +357,33 @@ class Rollout:
     return fn
 
   def _allocate(self, q, box):
-    if self.spec is None:
-      self.spec, _ = partition.allocate(q.astype(np.float32), box.astype(np.float32),
-                                        self.propagator.cutoff,
-                                        capacity_multiplier=self.capacity_multiplier)
+    if self.capacity is None:
+      spec, nl = partition.allocate(q.astype(np.float32), box.astype(np.float32),
+                                    self.propagator.cutoff,
+                                    capacity_multiplier=self.capacity_multiplier)
+      self.capacity = Capacity.fit(spec, nl, self.capacity_multiplier)
+
+  def _grow(self, nl):
+    """Larger capacities after an overflow (never truncates)."""
+    c = self.capacity
+    self.capacity = Capacity(partition.grow(c.spec, nl, self.capacity_multiplier),
+                             int(math.ceil(c.max_edges * self.capacity_multiplier)))
 
   def energy(self, q, box):
     """Exact LJ potential energy of positions q [N,3] (kcal/mol, float64)."""
     self._allocate(q, box)
-    spec = self.spec
     while True:
-      nl = partition.build(tf.constant(q, tf.float32), tf.constant(box, tf.float32), spec)
+      nl = partition.build(tf.constant(q, tf.float32), tf.constant(box, tf.float32),
+                           self.capacity.spec)
       if not bool(nl.overflow):
         break
-      spec = partition.grow(spec, nl, self.capacity_multiplier)
-    self.spec = spec
+      self._grow(nl)
     return float(potentials.energy_and_forces(tf.constant(q), tf.constant(box), nl,
                                               self.lj)[0])
 
   # -- host driver -----------------------------------------------------------
   def run(self, positions, momenta, box, num_steps, out_dir, progress=True,
-          stop_after_chunks=None):
+          stop_after_chunks=None, max_seconds=None):
     """Rolls out `num_steps` steps (resuming from out_dir's checkpoint if any).
 
     Args:
@@ -361,6 +391,7 @@ class Rollout:
       num_steps: total steps of the roll-out (including resumed ones).
       out_dir: trajectory.extxyz, thermo.dat, rollout_checkpoint.npz, report.json.
       stop_after_chunks: for tests, return after this many chunks (as if killed).
+      max_seconds: stop (checkpointed, resumable) after this much wall time.
     Returns:
       Result.
     Raises:
@@ -389,7 +420,7 @@ class Rollout:
       for key, size in (("traj", int(ck["traj_bytes"])), ("thermo", int(ck["thermo_bytes"]))):
         with open(paths[key], "r+b") as f:
           f.truncate(size)
-      self.spec = partition.NeighborSpec(*[type(v)(x) for v, x in zip(self.spec, ck["spec"])])
+      self.capacity = Capacity.from_array(ck["capacity"])
     else:
       for key in ("traj", "thermo", "report"):
         if os.path.exists(paths[key]):
@@ -409,14 +440,14 @@ class Rollout:
     while step < num_steps and failure is None:
       n = min(s.write_every, num_steps - step)
       while True:
-        out = self._chunk(self.spec, n)(tf.constant(q), tf.constant(p), tf.constant(box),
+        out = self._chunk(self.capacity, n)(tf.constant(q), tf.constant(p), tf.constant(box),
                                         tf.constant(step), tf.constant(e0, tf.float64),
                                         tf.constant(t_low, tf.float64),
                                         tf.constant(t_high, tf.float64))
         done, q_new, p_new, overflow, failed, rows, nl = out
         if not bool(overflow):
           break
-        self.spec = partition.grow(self.spec, nl, self.capacity_multiplier)
+        self._grow(nl)
       done = int(done)
       rows = rows.numpy()[:done]
       with open(paths["thermo"], "a") as f:
@@ -436,6 +467,8 @@ class Rollout:
       bar.update(n)
       chunks += 1
       if stop_after_chunks is not None and chunks >= stop_after_chunks:
+        break
+      if max_seconds is not None and time.time() - start > max_seconds:
         break
     bar.close()
     seconds = time.time() - start
@@ -469,7 +502,7 @@ class Rollout:
     with io_utils.atomic_path(paths["ckpt"]) as tmp:
       with open(tmp, "wb") as f:
         np.savez(f, q=q, p=p, step=step, e0=e0, t_ref=t_ref, fingerprint=fingerprint,
-                 spec=np.array(list(self.spec), np.float64),
+                 capacity=self.capacity.to_array(),
                  traj_bytes=os.path.getsize(paths["traj"]),
                  thermo_bytes=os.path.getsize(paths["thermo"]))
 

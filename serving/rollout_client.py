@@ -30,6 +30,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
 from mdnet_tf import units  # noqa: E402
 from serving import codec  # noqa: E402
 from mdnet_tf import extxyz  # noqa: E402
+from mdnet_tf import rollout as mdnet_rollout  # noqa: E402
 
 _SERVER = flags.DEFINE_string("server", "127.0.0.1:8500", "host:port of the gRPC server.")
 _MODEL = flags.DEFINE_string("model_name", "mdnet", "Model name on the server.")
@@ -47,18 +48,9 @@ MAX_MESSAGE = 2047 * 1024 * 1024
 
 
 def load_start(path):
-  """(positions [N,3], momenta [N,3], box [3]) float32 from a dump or dataset."""
-  from mdnet_tf.data import dataset, dump  # pylint: disable=import-outside-toplevel
-  if os.path.isdir(path):
-    manifest = dataset.load_manifest(path)
-    record = next(t for t in manifest["trajectories"] if t["kind"] == "rollout")
-    path = os.path.join(path, record["dump"])
-  frame = dump.read_dump(path)[0]
-  if frame.velocities is None:
-    raise ValueError(f"{path} has no velocities (vx vy vz)")
-  return (frame.positions.astype(np.float32),
-          (frame.velocities * units.ARGON_MASS).astype(np.float32),
-          frame.box.astype(np.float32))
+  """(positions [N,3], momenta [N,3], box [3]) float32 from a dump, extended XYZ
+  or dataset directory (see mdnet_tf.rollout.load_start)."""
+  return tuple(np.asarray(x, np.float32) for x in mdnet_rollout.load_start(path))
 
 
 class RolloutClient:

@@ -33,10 +33,10 @@ def _liquid(liquid_frame):
 def _scaled(propagator, factor, name):
   """A propagator whose momenta about the centre of mass come out `factor`
   times too large (heats up, conserves total momentum)."""
-  def delta(q, p, box, nl, spec):
-    dq, dp = propagator.delta(q, p, box, nl, spec)
+  def delta(q, p, box, nl, capacity):
+    dq, dp, overflow = propagator.delta(q, p, box, nl, capacity)
     com = tf.reduce_mean(p + dp, 0, keepdims=True)
-    return dq, com + (p + dp - com) * factor - p
+    return dq, com + (p + dp - com) * factor - p, overflow
   return propagator._replace(delta=delta, name=name)
 
 
@@ -116,8 +116,9 @@ def test_blow_up_is_detected_and_not_written(liquid_frame, tmp_path):
   # Two atoms planted 2 Å apart: the closest-pair check fires at once.
   q2 = q.copy()
   q2[1] = q2[0] + np.array([2.0, 0.0, 0.0])
-  still = rollout.Propagator(lambda q, p, box, nl, spec: (tf.zeros_like(q), tf.zeros_like(p)),
-                             4.0, 7.0, MASS, True, "still")
+  still = rollout.Propagator(
+      lambda q, p, box, nl, capacity: (tf.zeros_like(q), tf.zeros_like(p), tf.constant(False)),
+      4.0, 7.0, MASS, True, "still")
   result = rollout.Rollout(still, rollout.Settings()).run(q2, p, box, 5, str(tmp_path / "b"),
                                                           progress=False)
   assert result.failure.step == 1 and "apart" in result.failure.reason
