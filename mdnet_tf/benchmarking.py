@@ -61,12 +61,13 @@ def matmul_gflops(rows, inner=200, cols=200, repeats=5):
   return 2.0 * rows * inner * cols / seconds / 1e9
 
 
-def mdnet_flops(config, num_atoms, num_edges):
-  """FLOPs of one MDNet forward (see module doc)."""
+def mdnet_flops(config, num_atoms, num_edges, aggregation=True):
+  """FLOPs of one MDNet forward (see module doc); aggregation=False leaves out
+  the L_i = Σ m eᵀ term, i.e. counts the matmuls only."""
   m2, h, eh = config.m2, config.out_hidden, config.edge_hidden
   directed = 2 * num_edges
   phi_e = 2 * directed * (7 * eh + eh * eh * (config.num_layers - 2) + eh * m2)
-  local = 2 * directed * 7 * m2
+  local = 2 * directed * 7 * m2 if aggregation else 0
   first = 2 * num_atoms * 7 * m2 * h + 2 * num_edges * 7 * h
   rest = 2 * num_edges * (h * h * (config.num_layers - 2) + h * 6)
   return phi_e + local + first + rest

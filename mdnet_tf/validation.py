@@ -158,20 +158,46 @@ def metrics(traj, thermo=None, mass=units.ARGON_MASS):
       "equipartition": equi,
   }
   if thermo is not None and len(thermo):
-    temps, total, time_fs = thermo[:, 2], thermo[:, 5], thermo[:, 1]
-    drift, residual = analysis.energy_drift(time_fs, total, num_atoms)
-    out.update(temperature_mean_K=float(temps.mean()), temperature_std_K=float(temps.std()),
-               energy_drift_kcal_mol_atom_ns=drift, energy_fit_residual_kcal_mol_atom=residual,
-               momentum_norm_max=float(thermo[:, 6].max()),
-               infeasible_rescales=int(thermo[:, 9].sum()),
-               clipped_rescales=int(thermo[:, 10].sum()),
-               thermo_time_fs=time_fs[::max(1, len(time_fs) // 400)].tolist(),
-               thermo_temperature_K=temps[::max(1, len(time_fs) // 400)].tolist(),
-               thermo_total_per_atom=(total[::max(1, len(time_fs) // 400)] / num_atoms).tolist())
+    out.update(thermo_metrics(thermo, num_atoms))
   else:
     temps = [analysis.equipartition(p[None], mass)["temperature_K"] for p in traj.momenta]
     out.update(temperature_mean_K=float(np.mean(temps)), temperature_std_K=float(np.std(temps)))
   return out
+
+
+def thermo_metrics(thermo, num_atoms, points=400):
+  """Temperature, energy drift and rescaling counts from a roll-out's thermo
+  log, plus a thinned time series (≤ points) for plots."""
+  temps, total, time_fs = thermo[:, 2], thermo[:, 5], thermo[:, 1]
+  out = {"temperature_mean_K": float(temps.mean()), "temperature_std_K": float(temps.std()),
+         "momentum_norm_max": float(thermo[:, 6].max()),
+         "infeasible_rescales": int(thermo[:, 9].sum()),
+         "clipped_rescales": int(thermo[:, 10].sum())}
+  if len(thermo) > 1:
+    drift, residual = analysis.energy_drift(time_fs, total, num_atoms)
+    out.update(energy_drift_kcal_mol_atom_ns=drift, energy_fit_residual_kcal_mol_atom=residual)
+  k = max(1, len(time_fs) // points)
+  out.update(thermo_time_fs=time_fs[::k].tolist(), thermo_temperature_K=temps[::k].tolist(),
+             thermo_total_per_atom=(total[::k] / num_atoms).tolist())
+  return out
+
+
+def reference_noise(traj):
+  """How much the LAMMPS reference differs from itself: max |Δg| between its
+  last 8-frame RDF window and the window ending half-way, and the relative
+  difference of D fitted on the first and the second half of its MSD."""
+  half = traj.time_fs[0] + 0.5 * (traj.time_fs[-1] - traj.time_fs[0])
+  early = Traj(*[x[traj.time_fs <= half] for x in traj[:3]], traj.box)
+  g_late = analysis.rdf(traj.positions[-RDF_FRAMES:], traj.box)[1]
+  g_early = analysis.rdf(early.positions[-RDF_FRAMES:], traj.box)[1]
+  idx = _every(traj, MSD_EVERY_FS)
+  t, q = traj.time_fs[idx] - traj.time_fs[0], traj.positions[idx]
+  first = t <= t[-1] / 2
+  d1 = analysis.diffusion_from_msd(t[first], analysis.msd(q[first]))[0]
+  second = q[~first]
+  d2 = analysis.diffusion_from_msd(t[~first] - t[~first][0], analysis.msd(second))[0]
+  return {"rdf_max_abs_diff_between_windows": analysis.compare_rdf(None, g_late, g_early),
+          "diffusion_relative_diff_between_halves": d2 / d1 - 1.0}
 
 
 def compare(m, ref):
@@ -204,7 +230,10 @@ def markdown_table(result):
   for system, name, variant, m, c in summary_rows(result):
     status = m.get("status", "ok")
     if "rdf" not in m:
-      lines.append(f"| {system} | {name} | {variant} | {status} | | | | | |")
+      drift = m.get("energy_drift_kcal_mol_atom_ns")
+      lines.append(f"| {system} | {name} | {variant} | {status} | | | | "
+                   f"{m['temperature_mean_K']:.1f} ({m['temperature_std_K']:.1f}) | "
+                   f"{'—' if drift is None else format(drift, '.3g')} |")
       continue
     drift = m.get("energy_drift_kcal_mol_atom_ns")
     rel = "" if c is None else f" ({c['diffusion_relative_error']:+.0%})"
@@ -215,6 +244,15 @@ def markdown_table(result):
         f"{m['diffusion_cm2_per_s'] * 1e5:.2f}{rel} | "
         f"{m['temperature_mean_K']:.1f} ({m['temperature_std_K']:.1f}) | "
         f"{'—' if drift is None else format(drift, '.3g')} |")
+  lines.append("")
+  for system, entry in result.items():
+    noise = entry["lammps"].get("noise")
+    if noise:
+      lines.append(f"- {system} ({entry['num_atoms']} atoms): the LAMMPS reference against "
+                   f"itself — max |Δg| {noise['rdf_max_abs_diff_between_windows']:.3f} between "
+                   f"its 8-frame RDF windows ending at half time and at the end; D from the "
+                   f"two halves of its MSD differs by "
+                   f"{noise['diffusion_relative_diff_between_halves']:+.0%}.")
   return "\n".join(lines) + "\n"
 
 
@@ -225,6 +263,7 @@ def study(system, data_dir, models, variants, time_fs, runs_dir, progress=True):
   """
   ref_traj = reference(data_dir)
   ref = metrics(ref_traj)
+  ref["noise"] = reference_noise(ref_traj)
   start = start_state(ref_traj)
   entry = {"data_dir": data_dir, "num_atoms": int(ref_traj.positions.shape[1]),
            "box_A": ref_traj.box.tolist(), "lammps": ref, "models": {}}
@@ -235,7 +274,8 @@ def study(system, data_dir, models, variants, time_fs, runs_dir, progress=True):
       res = run_variant(path, start, variant, time_fs, out_dir, progress=progress)
       dt = res.thermo[0, 1] if len(res.thermo) else 1.0
       if res.failure is not None:
-        m = {"status": f"failed at {res.failure.time_fs:g} fs: {res.failure.reason}"}
+        m = thermo_metrics(res.thermo, entry["num_atoms"])
+        m["status"] = f"failed at {res.failure.time_fs:g} fs: {res.failure.reason}"
       else:
         m = metrics(load_rollout(out_dir, dt), res.thermo)
         m["status"] = "ok"
@@ -270,13 +310,24 @@ def plot(result, system, path, variants=("nve", "rescale", "nvt")):
   for name, vs in entry["models"].items():
     for variant in variants:
       m = vs.get(variant)
-      if not m or "rdf" not in m:
+      if not m:
         continue
       label = f"{name} {variant}"
-      if variant == "nve":
-        ax_rdf.plot(m["rdf"]["r_A"], m["rdf"]["g"], color=colors[name], lw=1.2, label=name)
-        ax_msd.plot(np.array(m["msd"]["time_fs"]) / 1000, m["msd"]["msd_A2"],
-                    color=colors[name], lw=1.2, label=name)
+      if "rdf" not in m:   # failed: its temperature and energy up to the failure
+        t = np.array(m["thermo_time_fs"]) / 1000
+        ax_t.plot(t, m["thermo_temperature_K"], styles[variant], color=colors[name], lw=1,
+                  label=f"{label} (failed)")
+        ax_t.plot(t[-1], m["thermo_temperature_K"][-1], "kx", ms=10)
+        ax_e.plot(t, m["thermo_total_per_atom"], styles[variant], color=colors[name], lw=1)
+        ax_e.plot(t[-1], m["thermo_total_per_atom"][-1], "kx", ms=10)
+        continue
+      nve_failed = "rdf" not in vs.get("nve", {})
+      if variant == "nve" or (variant == "rescale" and nve_failed):
+        tag = name if variant == "nve" else f"{name} rescaled (NVE failed)"
+        ax_rdf.plot(m["rdf"]["r_A"], m["rdf"]["g"], styles[variant], color=colors[name],
+                    lw=1.2, label=tag)
+        ax_msd.plot(np.array(m["msd"]["time_fs"]) / 1000, m["msd"]["msd_A2"], styles[variant],
+                    color=colors[name], lw=1.2, label=tag)
       if "thermo_time_fs" in m:
         t = np.array(m["thermo_time_fs"]) / 1000
         ax_t.plot(t, m["thermo_temperature_K"], styles[variant], color=colors[name],
@@ -288,7 +339,8 @@ def plot(result, system, path, variants=("nve", "rescale", "nvt")):
   ax_msd.set(xlabel="t [ps]", ylabel="MSD [Å²]", title="MSD against the first frame")
   ax_t.set(xlabel="t [ps]", ylabel="T [K]", title="temperature (— NVE, -- rescaled, : CSVR)")
   ax_e.set(xlabel="t [ps]", ylabel="E_total / N [kcal/mol]",
-           title="total energy per atom (— NVE, -- rescaled)")
+           title="total energy per atom (— NVE, -- rescaled; x = failure)")
+  ax_e.set_ylim(ax_e.get_ylim()[0], min(ax_e.get_ylim()[1], -0.7))
   for ax in (ax_rdf, ax_msd):
     ax.legend(fontsize=8)
   ax_t.legend(fontsize=6, ncol=2)

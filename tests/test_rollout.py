@@ -234,3 +234,21 @@ def test_energy_drift_and_bad_input():
     analysis.msd(np.full((3, 4, 3), np.nan))
   with pytest.raises(Exception, match=r"\[frames, atoms, 3\]"):
     analysis.rdf(np.zeros((2, 3, 2)), np.ones(3) * 10)
+
+
+def test_capacity_overflow_grows_and_repeats_the_chunk(liquid_frame, tmp_path):
+  """A roll-out started with far too small capacities regrows them and gives the
+  same trajectory as one with ample capacities (nothing is truncated)."""
+  q, p, box = _liquid(liquid_frame)
+  prop = rollout.verlet_propagator(8.0)
+  ample = rollout.Rollout(prop, rollout.Settings(write_every=5))
+  ample.run(q, p, box, 10, str(tmp_path / "ample"), progress=False)
+  tight = rollout.Rollout(prop, rollout.Settings(write_every=5))
+  tight._allocate(q, box)  # pylint: disable=protected-access
+  tight.capacity = tight.capacity._replace(
+      spec=tight.capacity.spec._replace(max_neighbors=4, cell_capacity=2), max_edges=10)
+  tight.run(q, p, box, 10, str(tmp_path / "tight"), progress=False)
+  assert tight.capacity.spec.max_neighbors > ample.capacity.spec.max_neighbors * 0.5
+  a = extxyz.read_frames(str(tmp_path / "ample" / rollout.TRAJECTORY))
+  b = extxyz.read_frames(str(tmp_path / "tight" / rollout.TRAJECTORY))
+  np.testing.assert_array_equal(a[1], b[1])
