@@ -148,7 +148,7 @@ def main(argv):
 
 
 def markdown(r):
-  lines = [f"# Error against cost (`python launch/error_cost.py`)", "",
+  lines = ["# Error against cost (`python launch/error_cost.py`)", "",
            f"{r['num_atoms']} atoms, errors vs LAMMPS 1 fs averaged over "
            f"{len(r['starts_fs'])} starts; roll-out error after {r['horizon_fs']:g} fs. "
            f"Largest stable Verlet Δt: {r['verlet_largest_stable_dt_fs']} fs.", "",

@@ -24,7 +24,6 @@ import tensorflow as tf
 
 from mdnet_tf import models
 from mdnet_tf import partition
-from mdnet_tf import units
 from mdnet_tf.models import graph as graph_lib
 from mdnet_tf.models import segment_ops
 

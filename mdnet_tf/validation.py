@@ -34,7 +34,7 @@ VARIANTS = {
     "nvt": dict(thermostat="csvr", temperature=80.0, tau_fs=1000.0),
     "tailor": dict(thermostat="none"),
 }
-TAILOR_LR = 1e-4
+TAILOR_LR = 0.1   # from a sweep {1e-3, 1e-2, 0.1, 1} on the 128 fs model: 0.1 cut |ΔE| per step most
 
 
 class Traj(NamedTuple):
@@ -286,8 +286,15 @@ def study(system, data_dir, models, variants, time_fs, runs_dir, progress=True):
 
 
 def merge_json(path, system, entry):
-  """Updates one system's entry of a results JSON (atomic write)."""
+  """Updates one system's entry of a results JSON (atomic write); variants
+  measured earlier and not in `entry` are kept."""
   result = dataset.read_json(path) if os.path.exists(path) else {}
+  old = result.get(system, {}).get("models", {})
+  for name, variants in entry["models"].items():
+    merged = {**old.get(name, {}), **variants}
+    entry["models"][name] = {k: merged[k] for k in VARIANTS if k in merged}
+  for name in old:
+    entry["models"].setdefault(name, old[name])
   result[system] = entry
   io_utils.write_json(path, result)
   return result

@@ -45,7 +45,6 @@ class NormStats:
     inv_r, rel_pos, rel_mom, neighbors = [], [], [], []
     for k in range(min(len(pairs), max_frames)):
       q = tf.constant(pairs.positions[k], tf.float64)
-      p = tf.constant(pairs.momenta[k], tf.float64)
       box = tf.constant(pairs.box[k], tf.float64)
       _, nl = partition.allocate(q, box, cutoff)
       max_edges = int(tf.reduce_sum(nl.counts)) // 2 + 1
