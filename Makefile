@@ -23,7 +23,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 # LAMMPS data -> TF Verlet vs LAMMPS -> a short MDNet training -> Table 1 on the demo data
-# -> SavedModel export -> gRPC server -> roll-out through the client -> server stopped.
+# -> SavedModel export -> gRPC server -> roll-out through the client -> server stopped
+# -> Figure 2 style check: the pretrained 128 fs model rolled out on the demo liquid vs LAMMPS.
 demo: $(STAMP)
 	$(PY) launch/generate_data.py --preset=smoke --out_dir=$(DEMO_DIR)/data
 	$(PY) launch/compare_verlet.py --data_dir=$(DEMO_DIR)/data
@@ -39,6 +40,9 @@ demo: $(STAMP)
 	$(PY) serving/rollout_client.py --server=127.0.0.1:$(DEMO_PORT) --model_name=mdnet \
 	    --start=$(DEMO_DIR)/data --num_steps=20 --steps_per_call=5 --dt_fs=16 \
 	    --output=$(DEMO_DIR)/rollout.extxyz; rc=$$?; kill $$server; exit $$rc
+	$(PY) launch/figure2.py --system=demo --data_dir=$(DEMO_DIR)/data --dts=128 \
+	    --variants=nve,rescale --time_fs=1024 --runs_dir=$(DEMO_DIR)/rollouts \
+	    --out=$(DEMO_DIR)/results/figure2 --plot_system=demo
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

@@ -185,7 +185,10 @@ def thermo_metrics(thermo, num_atoms, points=400):
 def reference_noise(traj):
   """How much the LAMMPS reference differs from itself: max |Δg| between its
   last 8-frame RDF window and the window ending half-way, and the relative
-  difference of D fitted on the first and the second half of its MSD."""
+  difference of D fitted on the first and the second half of its MSD.
+  None for references too short to hold two windows (< 8 MSD points a half)."""
+  if traj.time_fs[-1] - traj.time_fs[0] < 16 * MSD_EVERY_FS:
+    return None
   half = traj.time_fs[0] + 0.5 * (traj.time_fs[-1] - traj.time_fs[0])
   early = Traj(*[x[traj.time_fs <= half] for x in traj[:3]], traj.box)
   g_late = analysis.rdf(traj.positions[-RDF_FRAMES:], traj.box)[1]
