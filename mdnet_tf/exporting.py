@@ -65,9 +65,11 @@ def export(workdir, export_base, version, data_dir=None, multiplier=1.5):
   run = dataset.read_json(run_path) if os.path.exists(run_path) else {}
   (q, p, box), source = reference_state(workdir, data_dir or run.get("data_dir"),
                                         int(model.config.dt_fs))
-  spec, _ = partition.allocate(q, box, model.config.cutoff_angstrom,
-                               capacity_multiplier=multiplier)
-  module = signatures.StepModule(model, spec.max_neighbors, spec.cell_capacity)
+  spec, nl = partition.allocate(q, box, model.config.cutoff_angstrom,
+                                capacity_multiplier=multiplier)
+  pairs = int(tf.reduce_sum(tf.cast(nl.indices < len(q), tf.int32))) // 2
+  edges_per_atom = pairs / len(q) * multiplier
+  module = signatures.StepModule(model, spec.max_neighbors, spec.cell_capacity, edges_per_atom)
   final = os.path.join(export_base, str(version))
   staging = os.path.join(export_base, f".{version}.tmp")
   shutil.rmtree(staging, ignore_errors=True)
@@ -82,6 +84,7 @@ def export(workdir, export_base, version, data_dir=None, multiplier=1.5):
       "normalization": model.config.stats.to_json(),
       "neighbor_capacity": {"max_neighbors": spec.max_neighbors,
                             "cell_capacity": spec.cell_capacity,
+                            "edges_per_atom": edges_per_atom,
                             "sized_from": f"{source} × {multiplier}"},
       "export_version": version, "mdnet_tf_version": mdnet_tf.__version__,
       "checkpoint": checkpoint, "training_command": run.get("command"),

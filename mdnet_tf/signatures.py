@@ -31,12 +31,15 @@ _STEPS = tf.TensorSpec([], tf.int32, name="num_steps")
 class StepModule(tf.Module):
   """A trained model wrapped with its in-graph neighbor search and update."""
 
-  def __init__(self, model, max_neighbors, cell_capacity):
+  def __init__(self, model, max_neighbors, cell_capacity, edges_per_atom=None):
+    """edges_per_atom: graph edge capacity per atom (default: max_neighbors / 2,
+    which pads the graph; padded edges cost as much as real ones)."""
     super().__init__(name="mdnet_step")
     self.model = model
     self.config = model.config
     self.spec = partition.NeighborSpec(model.config.cutoff_angstrom, 0.0,
                                        int(max_neighbors), int(cell_capacity))
+    self.edges_per_atom = float(edges_per_atom or max_neighbors / 2)
 
   def _check(self, positions, momenta, box):
     c = self.config
@@ -64,8 +67,14 @@ class StepModule(tf.Module):
          "max atoms per cell", nl.max_cell_occupancy, "capacity",
          self.spec.cell_capacity, "; re-export with a larger --capacity_multiplier"])
     with tf.control_dependencies([overflow]):
-      max_edges = tf.shape(positions)[0] * self.spec.max_neighbors // 2
+      max_edges = tf.cast(tf.math.ceil(tf.cast(tf.shape(positions)[0], tf.float32)
+                                       * self.edges_per_atom), tf.int32)
       graph = graph_lib.from_neighbors(positions, box, nl, self.spec.cutoff, max_edges)
+    edges_ok = tf.debugging.Assert(
+        tf.logical_not(graph.overflow),
+        ["graph edge overflow (capacity fixed at export):", graph.num_edges, "of", max_edges,
+         "; re-export with a larger --capacity_multiplier"])
+    with tf.control_dependencies([edges_ok]):
       return models.forward(self.model, positions, momenta, box, graph, segment_ops)
 
   def _advance(self, q64, p64, box, num_steps, thermostat=None):
