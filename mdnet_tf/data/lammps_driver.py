@@ -15,6 +15,7 @@ import glob
 import os
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -157,6 +158,22 @@ def run_from_state(positions, velocities, box, dt_fs, num_steps, record_every=No
       done += steps
       record(done)
     return {k: np.array(v) for k, v in out.items()}
+  finally:
+    lmp.close()
+
+
+def seconds_per_step(positions, velocities, box, dt_fs, num_steps, threads=1, warmup=100,
+                     lj=potentials.LennardJones(), mass=units.ARGON_MASS):
+  """Wall seconds per NVE step, timing only `run num_steps` after a warm-up run
+  (set-up, neighbor list allocation and Python overhead excluded)."""
+  lmp = new_instance(threads)
+  try:
+    _load_state(lmp, positions, velocities, box, lj, mass)
+    lmp.commands_list([f"timestep {dt_fs!r}", "fix integrate all nve", "thermo 0",
+                       f"run {int(warmup)}"])
+    start = time.perf_counter()
+    lmp.command(f"run {int(num_steps)} pre no post no")
+    return (time.perf_counter() - start) / num_steps
   finally:
     lmp.close()
 
