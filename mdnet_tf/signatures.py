@@ -9,7 +9,8 @@ Signatures (fixed contract):
   rollout_nvt(..., num_steps, target_temperature [] f32 K, tau_fs [] f32,
       seed [] int32) -> the same with a CSVR thermostat after every learned step
 Inside roll-outs positions and momenta accumulate in float64, so float32
-rounding of q + Δq does not build up over many steps.
+rounding of q + Δq does not build up over many steps. The step loop is one
+XLA-compiled function (compiled per number of atoms on first use).
 Bad input (rank/shape, N mismatch, non-finite values, box < 2 r_c) and a
 neighbor-list overflow raise InvalidArgument with a message.
 """
@@ -40,6 +41,10 @@ class StepModule(tf.Module):
     self.spec = partition.NeighborSpec(model.config.cutoff_angstrom, 0.0,
                                        int(max_neighbors), int(cell_capacity))
     self.edges_per_atom = float(edges_per_atom or max_neighbors / 2)
+    # The learned steps run as one XLA program per input shape; the checks and
+    # the overflow → InvalidArgument conversion stay outside (XLA drops Asserts).
+    self._nve_xla = tf.function(self._nve, jit_compile=True)
+    self._nvt_xla = tf.function(self._nvt, jit_compile=True)
 
   def _check(self, positions, momenta, box):
     c = self.config
@@ -58,70 +63,80 @@ class StepModule(tf.Module):
     return checks
 
   def _delta(self, positions, momenta, box):
-    """Δq, Δp at float32 inputs, with overflow turned into InvalidArgument."""
+    """Δq, Δp at float32 inputs and whether a capacity overflowed ([] bool)."""
     nl = partition.build(positions, box, self.spec)
-    overflow = tf.debugging.Assert(
-        tf.logical_not(nl.overflow),
-        ["neighbor list overflow (capacity fixed at export): max neighbors",
-         tf.reduce_max(nl.counts), "capacity", self.spec.max_neighbors,
-         "max atoms per cell", nl.max_cell_occupancy, "capacity",
-         self.spec.cell_capacity, "; re-export with a larger --capacity_multiplier"])
-    with tf.control_dependencies([overflow]):
-      max_edges = tf.cast(tf.math.ceil(tf.cast(tf.shape(positions)[0], tf.float32)
-                                       * self.edges_per_atom), tf.int32)
-      graph = graph_lib.from_neighbors(positions, box, nl, self.spec.cutoff, max_edges)
-    edges_ok = tf.debugging.Assert(
-        tf.logical_not(graph.overflow),
-        ["graph edge overflow (capacity fixed at export):", graph.num_edges, "of", max_edges,
-         "; re-export with a larger --capacity_multiplier"])
-    with tf.control_dependencies([edges_ok]):
-      return models.forward(self.model, positions, momenta, box, graph, segment_ops)
+    max_edges = tf.cast(tf.math.ceil(tf.cast(tf.shape(positions)[0], tf.float32)
+                                     * self.edges_per_atom), tf.int32)
+    graph = graph_lib.from_neighbors(positions, box, nl, self.spec.cutoff, max_edges)
+    dq, dp = models.forward(self.model, positions, momenta, box, graph, segment_ops)
+    return dq, dp, nl.overflow | graph.overflow
 
-  def _advance(self, q64, p64, box, num_steps, thermostat=None):
-    """num_steps learned steps from float64 state; returns float32 outputs."""
-    def body(i, q, p):
-      dq, dp = self._delta(tf.cast(q, tf.float32), tf.cast(p, tf.float32), box)
+  def _loop(self, q, p, box, num_steps, thermostat=None):
+    """num_steps learned steps on float64 state; returns (q, p, overflow)."""
+    def body(i, q, p, overflow):
+      dq, dp, over = self._delta(tf.cast(q, tf.float32), tf.cast(p, tf.float32), box)
       q = q + tf.cast(dq, tf.float64)
       p = p + tf.cast(dp, tf.float64)
       if thermostat is not None:
         p = thermostat(i, p)
-      return i + 1, q, p
+      return i + 1, q, p, overflow | over
 
-    _, q, p = tf.while_loop(lambda i, *_: i < num_steps, body, (tf.constant(0), q64, p64))
-    return {"positions": tf.cast(q, tf.float32), "momenta": tf.cast(p, tf.float32)}
+    _, q, p, overflow = tf.while_loop(lambda i, *_: i < num_steps, body,
+                                      (tf.constant(0), q, p, tf.constant(False)))
+    return q, p, overflow
+
+  def _nve(self, q, p, box, num_steps):
+    return self._loop(q, p, box, num_steps)
+
+  def _nvt(self, q, p, box, num_steps, target_temperature, tau_fs, seed):
+    c = self.config
+
+    def thermostat(i, p):
+      step_seed = tf.random.experimental.stateless_fold_in(tf.stack([seed, 0x6d64]), i)
+      return integrate.csvr_rescale(p, c.mass_amu, tf.cast(target_temperature, tf.float64),
+                                    c.dt_fs, tf.cast(tau_fs, tf.float64), step_seed)
+    return self._loop(q, p, box, num_steps, thermostat)
+
+  def _finish(self, q, p, overflow):
+    """float32 outputs, or InvalidArgument if a capacity overflowed (no truncation)."""
+    ok = tf.debugging.Assert(tf.logical_not(overflow), [
+        f"neighbor list overflow: the capacities fixed at export (max neighbors "
+        f"{self.spec.max_neighbors}, atoms per cell {self.spec.cell_capacity}, edges per "
+        f"atom {self.edges_per_atom:.2f}) are too small for this state; re-export with a "
+        f"larger --capacity_multiplier"])
+    with tf.control_dependencies([ok]):
+      return {"positions": tf.cast(q, tf.float32), "momenta": tf.cast(p, tf.float32)}
+
+  def _advance(self, positions, momenta, box, num_steps):
+    q, p, overflow = self._nve_xla(tf.cast(positions, tf.float64),
+                                   tf.cast(momenta, tf.float64), box, num_steps)
+    return self._finish(q, p, overflow)
 
   @tf.function(input_signature=_STATE)
   def step(self, positions, momenta, box):
     with tf.control_dependencies(self._check(positions, momenta, box)):
-      return self._advance(tf.cast(positions, tf.float64), tf.cast(momenta, tf.float64),
-                           box, 1)
+      return self._advance(positions, momenta, box, 1)
 
   @tf.function(input_signature=_STATE + [_STEPS])
   def rollout(self, positions, momenta, box, num_steps):
     checks = self._check(positions, momenta, box) + [
         tf.debugging.assert_non_negative(num_steps, message="num_steps must be ≥ 0")]
     with tf.control_dependencies(checks):
-      return self._advance(tf.cast(positions, tf.float64), tf.cast(momenta, tf.float64),
-                           box, num_steps)
+      return self._advance(positions, momenta, box, num_steps)
 
   @tf.function(input_signature=_STATE + [
       _STEPS, tf.TensorSpec([], tf.float32, name="target_temperature"),
       tf.TensorSpec([], tf.float32, name="tau_fs"), tf.TensorSpec([], tf.int32, name="seed")])
   def rollout_nvt(self, positions, momenta, box, num_steps, target_temperature, tau_fs, seed):
-    c = self.config
     checks = self._check(positions, momenta, box) + [
         tf.debugging.assert_non_negative(num_steps, message="num_steps must be ≥ 0"),
         tf.debugging.assert_positive(target_temperature, message="target_temperature must be > 0 K"),
         tf.debugging.assert_positive(tau_fs, message="tau_fs must be > 0 fs")]
-
-    def thermostat(i, p):
-      step_seed = tf.random.experimental.stateless_fold_in(tf.stack([seed, 0x6d64]), i)
-      return integrate.csvr_rescale(p, c.mass_amu, tf.cast(target_temperature, tf.float64),
-                                    c.dt_fs, tf.cast(tau_fs, tf.float64), step_seed)
-
     with tf.control_dependencies(checks):
-      return self._advance(tf.cast(positions, tf.float64), tf.cast(momenta, tf.float64),
-                           box, num_steps, thermostat)
+      q, p, overflow = self._nvt_xla(tf.cast(positions, tf.float64),
+                                     tf.cast(momenta, tf.float64), box, num_steps,
+                                     target_temperature, tau_fs, seed)
+      return self._finish(q, p, overflow)
 
   def signatures(self):
     return {"serving_default": self.step, "rollout": self.rollout,
