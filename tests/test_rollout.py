@@ -252,3 +252,28 @@ def test_capacity_overflow_grows_and_repeats_the_chunk(liquid_frame, tmp_path):
   a = extxyz.read_frames(str(tmp_path / "ample" / rollout.TRAJECTORY))
   b = extxyz.read_frames(str(tmp_path / "tight" / rollout.TRAJECTORY))
   np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_rollout_cli_writes_lammps_dump_and_reports_failure(exported_model, smoke_dir, tmp_path):
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  from mdnet_tf.data import dump  # pylint: disable=import-outside-toplevel
+  _, work, _ = exported_model
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  base = [sys.executable, os.path.join(root, "launch", "rollout.py"), f"--model={work}",
+          f"--start={smoke_dir}", "--time_fs=64", "--write_every_fs=32",
+          "--temperature_factor=100"]
+  out = str(tmp_path / "ok")
+  run = subprocess.run(base + [f"--out_dir={out}", "--energy_rescale", "--lammps_dump"],
+                       capture_output=True, text=True, check=False)
+  assert run.returncode == 0, run.stderr[-2000:]
+  assert "roll-out: 4 steps of 16 fs" in run.stdout
+  steps, q, p, _ = extxyz.read_frames(os.path.join(out, rollout.TRAJECTORY))
+  frames = dump.read_dump(os.path.join(out, "trajectory.dump"))
+  assert [f.timestep for f in frames] == [0, 32, 64] and steps.tolist() == [0, 2, 4]
+  np.testing.assert_allclose(frames[-1].positions, q[-1], atol=1e-8)
+  np.testing.assert_allclose(frames[-1].velocities * MASS, p[-1], rtol=1e-8, atol=1e-12)
+  # Every liquid has pairs closer than 5 Å: the first step fails, exit code 2.
+  run = subprocess.run(base + [f"--out_dir={tmp_path / 'bad'}", "--min_distance=5"],
+                       capture_output=True, text=True, check=False)
+  assert run.returncode == 2 and "FAILED at step 1" in run.stdout
