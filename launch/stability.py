@@ -10,6 +10,7 @@ reported as "no failure within t" — re-run the command to extend it.
 Writes <out>.json and <out>.md.
 """
 
+import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -47,7 +48,7 @@ def main(argv):
       prop = validation.propagator_for(os.path.join(_MODELS.value, name),
                                        tailor="energy" if variant == "tailor" else "none")
       settings = validation.variant_settings(variant, prop.dt_fs, frame_fs=_FRAME.value)
-      steps = int(round(_TIME.value / prop.dt_fs))
+      steps = math.ceil(_TIME.value / prop.dt_fs - 1e-9)   # at least --time_fs
       res = rollout.Rollout(prop, settings).run(
           *start, steps, out_dir,
           max_seconds=None if _MAX_MIN.value is None else 60 * _MAX_MIN.value)
