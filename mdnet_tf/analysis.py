@@ -38,12 +38,15 @@ def _frames(positions, name="positions"):
   return positions
 
 
-def rdf(positions, box, r_max=None, bins=140):
+RDF_R_MAX, RDF_BINS = 15.0, 150   # Å; the same 0.1 Å grid for every system
+
+
+def rdf(positions, box, r_max=RDF_R_MAX, bins=RDF_BINS):
   """g(r) averaged over frames (freud.density.RDF, periodic, exact normalization).
 
   Args:
     positions: [F, N, 3] or [N, 3] Å (wrapped or not).  box: [3] Å.
-    r_max: largest r, Å (default: just under half the smallest box edge).
+    r_max: largest r, Å (capped just under half the smallest box edge).
     bins: number of r bins.
   Returns:
     (r [bins] bin centres Å, g [bins]).
@@ -51,9 +54,7 @@ def rdf(positions, box, r_max=None, bins=140):
   freud = _freud()
   positions = _frames(positions)
   box = np.asarray(box, np.float64)
-  r_max = float(r_max or 0.4999 * box.min())
-  if r_max >= 0.5 * box.min():
-    raise errors.InputError(f"r_max {r_max} Å must be < half the box ({box.min() / 2} Å)")
+  r_max = min(float(r_max), 0.4999 * box.min())
   fbox = freud.box.Box(*box)
   calc = freud.density.RDF(bins=bins, r_max=r_max)
   for frame in positions:
