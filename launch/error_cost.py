@@ -154,7 +154,7 @@ def markdown(r):
            f"(the reference, one core): {r['lammps_1fs_serial_s_per_ps']:.3g} s per ps.", "",
            "| method | Δt fs | one-step RMSE Å | roll-out RMSE Å | s per simulated ps | "
            "stability (NVE) |", "|---|---|---|---|---|---|"]
-  for name, rows in (("Verlet", r["verlet"]), ("MDNet", r["mdnet"])):
+  for name, rows in (("Verlet", _by_dt(r["verlet"])), ("MDNet", _by_dt(r["mdnet"]))):
     for dt, v in rows.items():
       stab = "—"
       if "stable" in v:
@@ -167,6 +167,11 @@ def markdown(r):
   return "\n".join(lines) + "\n"
 
 
+def _by_dt(rows):
+  """Rows in order of Δt (JSON keys come back sorted as strings)."""
+  return dict(sorted(rows.items(), key=lambda kv: float(kv[0])))
+
+
 def plot(r, path):
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
@@ -174,10 +179,10 @@ def plot(r, path):
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
   for ax, key, title in ((axes[0], "one_step_rmse_A", "one-step error"),
                          (axes[1], "rollout_rmse_A", f"error after {r['horizon_fs']:g} fs")):
-    for name, rows, color in (("Verlet", r["verlet"], "tab:blue"),
-                              ("MDNet", r["mdnet"], "tab:red")):
-      xs = [v["s_per_ps"] for v in rows.values() if v[key] is not None]
-      ys = [v[key] for v in rows.values() if v[key] is not None]
+    for name, rows, color in (("Verlet", _by_dt(r["verlet"]), "tab:blue"),
+                              ("MDNet", _by_dt(r["mdnet"]), "tab:red")):
+      shown = [v for v in rows.values() if v[key] is not None and v[key] >= 1e-8]
+      xs, ys = [v["s_per_ps"] for v in shown], [v[key] for v in shown]
       ax.loglog(xs, ys, "o-", color=color, label=name)
       for dt, v in rows.items():
         if v[key] is None:
@@ -187,6 +192,12 @@ def plot(r, path):
           ax.plot(v["s_per_ps"], v[key], "x", color="k", ms=12)
         ax.annotate(f"{dt} fs", (v["s_per_ps"], v[key]), fontsize=8,
                     textcoords="offset points", xytext=(4, 4))
+    tiny = {dt: v[key] for dt, v in r["verlet"].items() if v[key] is not None and v[key] < 1e-8}
+    if tiny:   # Verlet at 1 fs is the reference's own algorithm: round-off, off the axis
+      ax.set_ylim(bottom=1e-8)
+      ax.text(0.02, 0.02, "below the axis: " + ", ".join(
+          f"Verlet {dt} fs {e:.0e} Å" for dt, e in tiny.items()) + " (the reference's algorithm)",
+              transform=ax.transAxes, fontsize=7)
     ax.axvline(r["lammps_1fs_serial_s_per_ps"], color="gray", ls="--",
                label="LAMMPS 1 fs (reference), 1 core")
     ax.set(xlabel="wall seconds per simulated ps (this machine)", ylabel="position RMSE [Å]",
