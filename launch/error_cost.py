@@ -177,8 +177,9 @@ def plot(r, path):
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
-  for ax, key, title in ((axes[0], "one_step_rmse_A", "one-step error"),
-                         (axes[1], "rollout_rmse_A", f"error after {r['horizon_fs']:g} fs")):
+  for ax, key, title, where in (
+      (axes[0], "one_step_rmse_A", "one-step error", "center right"),
+      (axes[1], "rollout_rmse_A", f"error after {r['horizon_fs']:g} fs", "lower right")):
     for name, rows, color in (("Verlet", _by_dt(r["verlet"]), "tab:blue"),
                               ("MDNet", _by_dt(r["mdnet"]), "tab:red")):
       shown = [v for v in rows.values() if v[key] is not None and v[key] >= 1e-8]
@@ -202,7 +203,7 @@ def plot(r, path):
                label="LAMMPS 1 fs (reference), 1 core")
     ax.set(xlabel="wall seconds per simulated ps (this machine)", ylabel="position RMSE [Å]",
            title=title + " (x = Verlet unstable in NVE)")
-    ax.legend()
+    ax.legend(loc=where)
   fig.tight_layout()
   with io_utils.atomic_path(path) as tmp:
     fig.savefig(tmp, dpi=110, format="png")
