@@ -213,14 +213,20 @@ def compare(m, ref):
   }
 
 
+def by_dt(models):
+  """{model name: ...} ordered by the Δt in the name (JSON sorts them as text)."""
+  return dict(sorted(models.items(), key=lambda kv: float(kv[0].rsplit("_dt", 1)[-1])))
+
+
 def summary_rows(result):
   """Flat rows (system, model, variant, numbers) of a figure2.json dict."""
   rows = []
-  for system, entry in result.items():
+  for system, entry in sorted(result.items(), key=lambda kv: kv[1]["num_atoms"]):
     ref = entry["lammps"]
     rows.append((system, "LAMMPS 1 fs", "NVT (NH)", ref, None))
-    for name, variants in entry["models"].items():
-      for variant, m in variants.items():
+    for name, variants in by_dt(entry["models"]).items():
+      for variant in [v for v in VARIANTS if v in variants]:
+        m = variants[variant]
         rows.append((system, name, variant, m, m.get("vs_lammps")))
   return rows
 
@@ -315,9 +321,10 @@ def plot(result, system, path, variants=("nve", "rescale", "nvt")):
   ax_rdf.plot(ref["rdf"]["r_A"], ref["rdf"]["g"], "k-", lw=2.5, label="LAMMPS 1 fs")
   ax_msd.plot(np.array(ref["msd"]["time_fs"]) / 1000, ref["msd"]["msd_A2"], "k-", lw=2.5,
               label="LAMMPS 1 fs")
-  colors = dict(zip(entry["models"], plt.cm.viridis(np.linspace(0, 0.9, len(entry["models"])))))
+  models = by_dt(entry["models"])
+  colors = dict(zip(models, plt.cm.viridis(np.linspace(0, 0.9, len(models)))))
   styles = {"nve": "-", "rescale": "--", "nvt": ":", "tailor": "-."}
-  for name, vs in entry["models"].items():
+  for name, vs in models.items():
     for variant in variants:
       m = vs.get(variant)
       if not m:
