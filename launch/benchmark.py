@@ -1,8 +1,8 @@
 """The paper's Table 2 on this machine, plus scaling, serving, training and
 efficiency — all measured in one run, medians after warm-up.
 
-  python launch/benchmark.py            # full: 4000 atoms (data/paper), ~15 min
-  python launch/benchmark.py --quick    # 864 atoms (data/small), a few minutes
+  python launch/benchmark.py            # full: 4000 atoms (data/paper), ~3 min here
+  python launch/benchmark.py --quick    # 864 atoms (data/small), ~2 min
 
 Writes <out>.md, <out>.json and <out>.png. Needs the datasets' start frames
 (`python launch/generate_data.py --preset=small|paper`) and pretrained/.
