@@ -171,10 +171,9 @@ def first_peak(r, g, window=1.0):
   return float(r[k]), float(g[k])
 
 
-def compare_rdf(r, g, g_ref):
-  """max |g − g_ref| over the common bins (same r grid required)."""
+def compare_rdf(g, g_ref):
+  """max |g − g_ref| over the bins of one r grid."""
   g, g_ref = np.asarray(g), np.asarray(g_ref)
   if g.shape != g_ref.shape:
     raise errors.InputError(f"RDFs on different grids: {g.shape} vs {g_ref.shape}")
-  del r
   return float(np.max(np.abs(g - g_ref)))

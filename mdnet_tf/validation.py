@@ -199,14 +199,14 @@ def reference_noise(traj):
   d1 = analysis.diffusion_from_msd(t[first], analysis.msd(q[first]))[0]
   second = q[~first]
   d2 = analysis.diffusion_from_msd(t[~first] - t[~first][0], analysis.msd(second))[0]
-  return {"rdf_max_abs_diff_between_windows": analysis.compare_rdf(None, g_late, g_early),
+  return {"rdf_max_abs_diff_between_windows": analysis.compare_rdf(g_late, g_early),
           "diffusion_relative_diff_between_halves": d2 / d1 - 1.0}
 
 
 def compare(m, ref):
   """Differences of roll-out metrics m from the reference metrics ref."""
   return {
-      "rdf_max_abs_diff": analysis.compare_rdf(None, m["rdf"]["g"], ref["rdf"]["g"]),
+      "rdf_max_abs_diff": analysis.compare_rdf(m["rdf"]["g"], ref["rdf"]["g"]),
       "rdf_first_peak_shift_A": m["rdf_first_peak_A"] - ref["rdf_first_peak_A"],
       "rdf_first_peak_height_diff": m["rdf_first_peak_height"] - ref["rdf_first_peak_height"],
       "diffusion_relative_error": m["diffusion_A2_per_fs"] / ref["diffusion_A2_per_fs"] - 1.0,
