@@ -20,7 +20,6 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 from mdnet_tf import io_utils  # noqa: E402
-from mdnet_tf import rollout  # noqa: E402
 from mdnet_tf import validation  # noqa: E402
 from mdnet_tf.data import dataset  # noqa: E402
 
@@ -44,18 +43,15 @@ def main(argv):
   for dt in _DTS.value:
     for variant in _VARIANTS.value:
       name = f"mdnet_dt{dt}"
-      out_dir = os.path.join(_RUNS.value, f"{name}_{variant}")
-      prop = validation.propagator_for(os.path.join(_MODELS.value, name),
-                                       tailor="energy" if variant == "tailor" else "none")
-      settings = validation.variant_settings(variant, prop.dt_fs, frame_fs=_FRAME.value)
-      steps = math.ceil(_TIME.value / prop.dt_fs - 1e-9)   # at least --time_fs
-      res = rollout.Rollout(prop, settings).run(
-          *start, steps, out_dir,
+      res = validation.run_variant(
+          os.path.join(_MODELS.value, name), start, variant, _TIME.value,
+          os.path.join(_RUNS.value, f"{name}_{variant}"), frame_fs=_FRAME.value,
           max_seconds=None if _MAX_MIN.value is None else 60 * _MAX_MIN.value)
+      steps = math.ceil(_TIME.value / float(dt) - 1e-9)
       th = res.thermo
       results.setdefault(name, {})[variant] = {
-          "dt_fs": prop.dt_fs, "target_fs": _TIME.value,
-          "simulated_fs": res.steps_done * prop.dt_fs,
+          "dt_fs": float(dt), "target_fs": _TIME.value,
+          "simulated_fs": res.steps_done * float(dt),
           "failure": res.failure._asdict() if res.failure else None,
           "reached_target": res.failure is None and res.steps_done >= steps,
           "temperature_mean_K": float(th[:, 2].mean()),

@@ -13,6 +13,7 @@ NVT reference trajectory, i.e. an equilibrated 80 K liquid):
 """
 
 import glob
+import math
 import os
 from typing import NamedTuple
 
@@ -87,13 +88,14 @@ def variant_settings(variant, dt_fs, seed=0, frame_fs=FRAME_FS):
 
 
 def run_variant(model_path, start, variant, time_fs, out_dir, seed=0, progress=True,
-                frame_fs=FRAME_FS):
-  """Runs (or resumes, or reuses) one roll-out; returns rollout.Result."""
+                frame_fs=FRAME_FS, max_seconds=None):
+  """Runs (or resumes, or reuses) one roll-out of at least time_fs; returns rollout.Result."""
   prop = propagator_for(model_path, tailor="energy" if variant == "tailor" else "none")
   settings = variant_settings(variant, prop.dt_fs, seed, frame_fs)
-  steps = int(round(time_fs / prop.dt_fs))
+  steps = math.ceil(time_fs / prop.dt_fs - 1e-9)
   q, p, box = start
-  return rollout.Rollout(prop, settings).run(q, p, box, steps, out_dir, progress=progress)
+  return rollout.Rollout(prop, settings).run(q, p, box, steps, out_dir, progress=progress,
+                                             max_seconds=max_seconds)
 
 
 def reference(data_dir):
