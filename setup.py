@@ -19,7 +19,7 @@ setuptools.setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
-    packages=setuptools.find_packages(include=["mdnet_tf", "mdnet_tf.*"]),
+    packages=setuptools.find_packages(include=["mdnet_tf", "mdnet_tf.*", "serving"]),
     install_requires=_requirements(),
     extras_require={"test": ["pytest"]},
 )

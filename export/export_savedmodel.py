@@ -19,6 +19,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
+from mdnet_tf import capacity  # noqa: E402
 from mdnet_tf import exporting  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training run or pretrained model dir.",
@@ -28,15 +29,16 @@ _VERSION = flags.DEFINE_integer("version", 1, "Integer version directory.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None,
                                 "Dataset whose first test frame sizes the capacities "
                                 "and the warm-up request (default: the run's dataset).")
-_MULTIPLIER = flags.DEFINE_float("capacity_multiplier", 1.5,
-                                 "Neighbor/cell capacity head-room over the reference frame.")
+_MULTIPLIER = flags.DEFINE_float("capacity_multiplier", capacity.HEADROOM,
+                                 "Neighbor/cell capacity head-room over the reference frame "
+                                 f"(graph edges: at most × {capacity.EDGE_HEADROOM}).")
 
 
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   path = exporting.export(_WORKDIR.value, _BASE.value, _VERSION.value, _DATA_DIR.value,
-                _MULTIPLIER.value)
+                          _MULTIPLIER.value)
   print(f"exported {path}: signatures serving_default, rollout, rollout_nvt; "
         f"metadata in {path}/assets.extra/mdnet_metadata.json")
 

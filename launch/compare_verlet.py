@@ -22,7 +22,8 @@ import tensorflow as tf  # noqa: E402
 tf.get_logger().setLevel("ERROR")  # per-Δt simulators retrace by design
 
 from mdnet_tf import evaluation  # noqa: E402
-from mdnet_tf import units  # noqa: E402
+from mdnet_tf import paper  # noqa: E402
+from mdnet_tf import potentials  # noqa: E402
 from mdnet_tf import verlet  # noqa: E402
 from mdnet_tf.data import dataset  # noqa: E402
 from mdnet_tf.data import dump  # noqa: E402
@@ -33,14 +34,13 @@ _STEPS = flags.DEFINE_integer("steps", 256, "1 fs steps of the side-by-side run.
 _EVERY = flags.DEFINE_integer("record_every", 32, "Steps between printed rows.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split for the one-step errors.")
 
-def side_by_side(frame, steps, every):
+def side_by_side(frame, steps, every, mass, lj):
   """TF Verlet vs LAMMPS from one frame; prints a table, returns max |Δq|."""
-  mass = units.ARGON_MASS
   start = time.time()
   ref = lammps_driver.run_from_state(frame.positions, frame.velocities, frame.box,
-                                     1.0, steps, every)
+                                     1.0, steps, every, lj=lj, mass=mass)
   lammps_s = time.time() - start
-  sim = verlet.VerletSimulator(1.0, dtype=tf.float32)
+  sim = verlet.VerletSimulator(1.0, mass=mass, lj=lj, dtype=tf.float32)
   sim.run(frame.positions, frame.velocities * mass, frame.box, every, every)  # compile
   start = time.time()
   ours = sim.run(frame.positions, frame.velocities * mass, frame.box, steps, every)
@@ -60,7 +60,7 @@ def side_by_side(frame, steps, every):
   return float(np.abs(ours.positions[-1] - ref["positions"][-1]).max())
 
 
-def one_step_errors(data_dir, split, dts):
+def one_step_errors(data_dir, split, dts, mass, lj):
   """RMSE of one Verlet step of Δt against LAMMPS, over all pairs of a split."""
   print(f"\nOne Verlet step of Δt vs LAMMPS (1 fs steps), {split} split "
         f"(paper Table 1, Verlet column, for comparison):")
@@ -68,10 +68,10 @@ def one_step_errors(data_dir, split, dts):
         f" {'paper pos':>10} {'paper vel':>10}")
   for dt in dts:
     pairs = dataset.load_pairs(data_dir, split, dt)
-    rmse_q, rmse_v = evaluation.verlet_rmse(pairs)
-    paper = evaluation.PAPER_TABLE1["Verlet"].get(dt, (float("nan"),) * 2)
+    rmse_q, rmse_v = evaluation.verlet_rmse(pairs, mass, lj)
+    theirs = paper.TABLE1["Verlet"].get(dt, (float("nan"),) * 2)
     print(f"{dt:7d} {len(pairs):5d} {rmse_q:13.2e} {rmse_v:16.2e} "
-          f"{paper[0]:10.2e} {paper[1]:10.2e}")
+          f"{theirs[0]:10.2e} {theirs[1]:10.2e}")
 
 
 def main(argv):
@@ -80,8 +80,9 @@ def main(argv):
   first_test = manifest["split"][_SPLIT.value][0]
   record = next(t for t in manifest["trajectories"] if t["name"] == first_test)
   frame = dump.read_dump(os.path.join(_DATA_DIR.value, record["dump"]))[0]
-  side_by_side(frame, _STEPS.value, _EVERY.value)
-  one_step_errors(_DATA_DIR.value, _SPLIT.value, manifest["preset"]["dts_fs"])
+  mass, lj = manifest["mass_amu"], potentials.LennardJones(**manifest["potential"])
+  side_by_side(frame, _STEPS.value, _EVERY.value, mass, lj)
+  one_step_errors(_DATA_DIR.value, _SPLIT.value, manifest["preset"]["dts_fs"], mass, lj)
 
 
 if __name__ == "__main__":

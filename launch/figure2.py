@@ -7,9 +7,10 @@ and measures energy/temperature control and transfer to larger systems.
 
 Roll-outs start from the first frame of the dataset's LAMMPS NVT reference
 trajectory and run --time_fs (the paper: 40000 fs, then 8 RDF frames 128 fs
-apart). They are cached and resumed under --runs_dir. Results are merged into
-<out>.json (one entry per system) and <out>.md; the trained system's plot is
-<out>.png, other systems get <out>_<system>.png.
+apart). They are cached and resumed under --runs_dir. The models are the ones
+of --model's family found in --models_dir (Δt read from each model's config).
+Results are merged into <out>.json (one entry per system) and <out>.md; the
+trained system's plot is <out>.png, other systems get <out>_<system>.png.
 """
 
 import os
@@ -20,17 +21,21 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
+from mdnet_tf import errors  # noqa: E402
 from mdnet_tf import io_utils  # noqa: E402
-from mdnet_tf import validation  # noqa: E402
+from mdnet_tf import plots  # noqa: E402
+from mdnet_tf import reporting  # noqa: E402
+from mdnet_tf import studies  # noqa: E402
+from mdnet_tf.models import io as model_io  # noqa: E402
 
 _SYSTEM = flags.DEFINE_string("system", "small", "Name of the system in the results.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset with the LAMMPS roll-out "
                                 "reference (default data/<system>).")
-_MODELS = flags.DEFINE_string("models_dir", "pretrained", "Where <model>_dt<Δt>/ live.")
+_MODELS = flags.DEFINE_string("models_dir", "pretrained", "Directory holding the models.")
 _MODEL = flags.DEFINE_string("model", "mdnet", "Model family.")
 _DTS = flags.DEFINE_list("dts", ["16", "32", "64", "128"], "Δt of the models, fs.")
 _VARIANTS = flags.DEFINE_list("variants", ["nve", "rescale", "nvt"],
-                              f"Roll-out variants: {sorted(validation.VARIANTS)}.")
+                              f"Roll-out variants: {sorted(studies.VARIANTS)}.")
 _TIME = flags.DEFINE_float("time_fs", 40960.0, "Simulated time of each roll-out, fs.")
 _RUNS = flags.DEFINE_string("runs_dir", "runs/rollouts", "Roll-out cache.")
 _OUT = flags.DEFINE_string("out", "results/figure2", "Results prefix (.json/.md/.png).")
@@ -41,17 +46,22 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   data_dir = _DATA_DIR.value or os.path.join("data", _SYSTEM.value)
-  models = {f"{_MODEL.value}_dt{dt}": os.path.join(_MODELS.value, f"{_MODEL.value}_dt{dt}")
-            for dt in _DTS.value}
-  entry = validation.study(_SYSTEM.value, data_dir, models, _VARIANTS.value, _TIME.value,
-                           _RUNS.value)
-  result = validation.merge_json(_OUT.value + ".json", _SYSTEM.value, entry)
-  table = validation.markdown_table(result)
+  found = model_io.discover(_MODELS.value, _MODEL.value)
+  wanted = [float(dt) for dt in _DTS.value]
+  missing = [dt for dt in wanted if dt not in found]
+  if missing:
+    raise errors.InputError(f"no {_MODEL.value} model for Δt {missing} fs in {_MODELS.value} "
+                            f"(found Δt {sorted(found)} fs)")
+  models = {model_io.read_config(found[dt]).name: found[dt] for dt in wanted}
+  entry = studies.figure2(_SYSTEM.value, data_dir, models, _VARIANTS.value, _TIME.value,
+                          _RUNS.value)
+  result = studies.merge_json(_OUT.value + ".json", _SYSTEM.value, entry)
+  table = reporting.figure2_markdown(result, list(studies.VARIANTS))
   io_utils.write_text(_OUT.value + ".md", "# Figure 2 metrics (`python launch/figure2.py`)\n\n"
                       + table)
   png = (_OUT.value + ".png" if _SYSTEM.value == _PLOT_AS.value
          else f"{_OUT.value}_{_SYSTEM.value}.png")
-  validation.plot(result, _SYSTEM.value, png)
+  plots.figure2(result, _SYSTEM.value, png)
   print(table)
   print(f"wrote {_OUT.value}.json, {_OUT.value}.md, {png}")
 

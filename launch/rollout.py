@@ -23,13 +23,16 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
+from mdnet_tf import propagators  # noqa: E402
+from mdnet_tf import reporting  # noqa: E402
 from mdnet_tf import rollout  # noqa: E402
-from mdnet_tf import validation  # noqa: E402
+from mdnet_tf.data import states  # noqa: E402
 
 _MODEL = flags.DEFINE_string("model", None, "Training workdir, pretrained dir or SavedModel.",
                              required=True)
-_START = flags.DEFINE_string("start", "data/small", "Start state: LAMMPS dump, extended XYZ "
-                             "(last frame) or dataset dir (its NVT reference, first frame).")
+_START = flags.DEFINE_string("start", "data/small", "Start state: LAMMPS dump (velocities × "
+                             "the model's mass), extended XYZ (last frame) or dataset dir "
+                             "(its NVT reference, first frame).")
 _FRAME = flags.DEFINE_integer("start_frame", 0, "Frame of a LAMMPS dump start (-1 = last).")
 _TIME = flags.DEFINE_float("time_fs", 40960.0, "Simulated time, fs.")
 _THERMOSTAT = flags.DEFINE_enum("thermostat", "none", list(rollout.THERMOSTATS),
@@ -41,7 +44,7 @@ _RESCALE = flags.DEFINE_bool("energy_rescale", False, "NVE: rescale momenta afte
 _BOUNDS = flags.DEFINE_list("rescale_bounds", ["0.9", "1.1"], "Allowed rescaling factor range.")
 _TAILOR = flags.DEFINE_enum("tailor", "none", ["none", "energy", "temperature"],
                             "Noether tailoring at prediction time (needs a checkpoint).")
-_TAILOR_LR = flags.DEFINE_float("tailor_lr", validation.TAILOR_LR, "Tailoring step size.")
+_TAILOR_LR = flags.DEFINE_float("tailor_lr", propagators.TAILOR_LR, "Tailoring step size.")
 _EVERY = flags.DEFINE_float("write_every_fs", 128.0, "Frame (and checkpoint) interval, fs.")
 _MIN_DIST = flags.DEFINE_float("min_distance", 2.5, "Failure below this pair distance, Å.")
 _T_FACTOR = flags.DEFINE_float("temperature_factor", 3.0,
@@ -54,18 +57,18 @@ _DUMP = flags.DEFINE_bool("lammps_dump", False, "Also write trajectory.dump (LAM
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  prop = validation.propagator_for(_MODEL.value, _TAILOR.value, _TAILOR_LR.value)
+  prop = propagators.from_path(_MODEL.value, _TAILOR.value, _TAILOR_LR.value)
   settings = rollout.Settings(
       thermostat=_THERMOSTAT.value, temperature=_TEMPERATURE.value, tau_fs=_TAU.value,
       energy_rescale=_RESCALE.value, rescale_bounds=tuple(float(b) for b in _BOUNDS.value),
       write_every=max(1, int(round(_EVERY.value / prop.dt_fs))),
       temperature_factor=_T_FACTOR.value, min_distance=_MIN_DIST.value, seed=_SEED.value)
-  q, p, box = rollout.load_start(_START.value, _FRAME.value)
+  q, p, box = states.load_start(_START.value, _FRAME.value, mass=prop.mass)
   steps = int(round(_TIME.value / prop.dt_fs))
   result = rollout.Rollout(prop, settings).run(q, p, box, steps, _OUT.value)
   if _DUMP.value:
-    rollout.write_lammps_dump(_OUT.value, prop.dt_fs)
-  print(rollout.describe(result, prop.dt_fs, len(q)))
+    rollout.write_lammps_dump(_OUT.value, prop.dt_fs, prop.mass)
+  print(reporting.describe_rollout(result, prop.dt_fs, len(q)))
   if result.failure is not None:
     sys.exit(2)
 

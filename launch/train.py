@@ -98,9 +98,11 @@ def main(argv):
   else:
     stats = normalization.NormStats.from_pairs(train_pairs, manifest["mass_amu"],
                                                manifest["potential"]["cutoff"])
+    potential = manifest["potential"]
     config = mdnet.MDNetConfig(dt_fs=float(_DT.value), stats=stats, m2=_M2.value,
-                               cutoff_angstrom=manifest["potential"]["cutoff"],
-                               mass_amu=manifest["mass_amu"], model=_MODEL.value,
+                               cutoff_angstrom=potential["cutoff"],
+                               mass_amu=manifest["mass_amu"], lj_epsilon=potential["epsilon"],
+                               lj_sigma=potential["sigma"], model=_MODEL.value,
                                tailor=_TAILOR.value, tailor_lr=_TAILOR_LR.value)
   print(f"preparing graphs for {len(train_pairs)} train / {len(val_pairs)} validation pairs")
   train = training.prepare(train_pairs, config.cutoff_angstrom, _MAX_PAIRS.value)

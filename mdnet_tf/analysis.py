@@ -1,9 +1,11 @@
 """Structure and transport of a trajectory: RDF and MSD (freud), diffusion,
 energy drift, temperature and equipartition.
 
-The paper's protocol (Section 4, "Roll-out performance"):
+The paper's protocol (Section 4, "Roll-out performance"), `trajectory_metrics`:
   RDF — after a 40000 fs roll-out, averaged over 8 frames 128 fs apart;
   MSD — unwrapped positions every 256 fs, displacement against the first frame.
+Thermo-log metrics (temperature, drift, rescaling counts) read the named
+columns of thermo.py's log.
 
 Shapes and units: positions [F, N, 3] Å (unwrapped), momenta [F, N, 3]
 g/mol·Å/fs, box [3] Å, times fs, energies kcal/mol, D in Å²/fs and cm²/s
@@ -14,6 +16,7 @@ import numpy as np
 
 from mdnet_tf import errors
 from mdnet_tf import units
+from mdnet_tf.data import states
 
 ANGSTROM2_PER_FS_TO_CM2_PER_S = 0.1
 
@@ -177,3 +180,103 @@ def compare_rdf(g, g_ref):
   if g.shape != g_ref.shape:
     raise errors.InputError(f"RDFs on different grids: {g.shape} vs {g_ref.shape}")
   return float(np.max(np.abs(g - g_ref)))
+
+
+# -- the paper's roll-out protocol ---------------------------------------------
+
+RDF_FRAMES, RDF_GAP_FS, MSD_EVERY_FS = 8, 128, 256
+
+
+def _every(traj, interval_fs, offset_fs=0.0):
+  """Indices of frames at offset + multiples of interval_fs."""
+  rel = traj.time_fs - traj.time_fs[0] - offset_fs
+  return np.nonzero((rel >= -1e-6) & (np.abs(rel / interval_fs - np.round(rel / interval_fs))
+                                       < 1e-6))[0]
+
+
+def trajectory_metrics(traj, mass, thermo_log=None):
+  """Figure 2 metrics of a states.Traj (paper protocol) for atoms of `mass` g/mol.
+
+  thermo_log: the roll-out's per-step log (thermo.py) for temperature and
+  energy drift at every step; without it temperatures come from the frames and
+  no drift is reported (the LAMMPS reference is NVT).
+  """
+  num_atoms = traj.positions.shape[1]
+  end = traj.time_fs[-1]
+  rdf_idx = [i for i in _every(traj, RDF_GAP_FS) if traj.time_fs[i] > end - RDF_FRAMES * RDF_GAP_FS]
+  r, g = rdf(traj.positions[rdf_idx], traj.box)
+  msd_idx = _every(traj, MSD_EVERY_FS)
+  msd_values = msd(traj.positions[msd_idx])
+  t_msd = traj.time_fs[msd_idx] - traj.time_fs[0]
+  d_msd, d_cgs, d_res = diffusion_from_msd(t_msd, msd_values)
+  frame_dt = float(np.median(np.diff(traj.time_fs)))
+  peak_r, peak_g = first_peak(r, g)
+  out = {
+      "num_atoms": num_atoms, "simulated_fs": float(end - traj.time_fs[0]),
+      "rdf": {"r_A": r.tolist(), "g": g.tolist(), "frames": len(rdf_idx),
+              "frame_times_fs": traj.time_fs[rdf_idx].tolist()},
+      "msd": {"time_fs": t_msd.tolist(), "msd_A2": msd_values.tolist()},
+      "rdf_first_peak_A": peak_r, "rdf_first_peak_height": peak_g,
+      "diffusion_A2_per_fs": d_msd, "diffusion_cm2_per_s": d_cgs,
+      "msd_fit_residual_A2": d_res,
+      "diffusion_vacf_A2_per_fs": diffusion_from_vacf(traj.momenta, mass, frame_dt),
+      "vacf_frame_spacing_fs": frame_dt,
+      "equipartition": equipartition(traj.momenta, mass),
+  }
+  if thermo_log is not None and len(thermo_log):
+    out.update(thermo_metrics(thermo_log, num_atoms))
+  else:
+    temps = [equipartition(p[None], mass)["temperature_K"] for p in traj.momenta]
+    out.update(temperature_mean_K=float(np.mean(temps)), temperature_std_K=float(np.std(temps)))
+  return out
+
+
+def thermo_metrics(log, num_atoms, points=400):
+  """Temperature, energy drift and rescaling counts of a thermo log, plus a
+  thinned time series (≤ points) for plots."""
+  temps, total, time_fs = log["temperature_K"], log["total_kcal_mol"], log["time_fs"]
+  out = {"temperature_mean_K": float(temps.mean()), "temperature_std_K": float(temps.std()),
+         "temperature_min_max_K": [float(temps.min()), float(temps.max())],
+         "momentum_norm_max": float(log["momentum_norm"].max()),
+         "closest_pair_A": float(log["min_distance_A"].min()),
+         "total_energy_per_atom_start_end": [float(total[0] / num_atoms),
+                                             float(total[-1] / num_atoms)],
+         "infeasible_rescales": int(log["infeasible"].sum()),
+         "clipped_rescales": int(log["clipped"].sum())}
+  if len(log) > 1:
+    drift, residual = energy_drift(time_fs, total, num_atoms)
+    out.update(energy_drift_kcal_mol_atom_ns=drift, energy_fit_residual_kcal_mol_atom=residual)
+  k = max(1, len(time_fs) // points)
+  out.update(thermo_time_fs=time_fs[::k].tolist(), thermo_temperature_K=temps[::k].tolist(),
+             thermo_total_per_atom=(total[::k] / num_atoms).tolist())
+  return out
+
+
+def reference_noise(traj):
+  """How much a reference trajectory differs from itself: max |Δg| between its
+  last 8-frame RDF window and the window ending half-way, and the relative
+  difference of D fitted on the first and the second half of its MSD.
+  None for trajectories too short to hold two windows (< 8 MSD points a half)."""
+  if traj.time_fs[-1] - traj.time_fs[0] < 16 * MSD_EVERY_FS:
+    return None
+  half = traj.time_fs[0] + 0.5 * (traj.time_fs[-1] - traj.time_fs[0])
+  early = states.Traj(*[x[traj.time_fs <= half] for x in traj[:3]], traj.box)
+  g_late = rdf(traj.positions[-RDF_FRAMES:], traj.box)[1]
+  g_early = rdf(early.positions[-RDF_FRAMES:], traj.box)[1]
+  idx = _every(traj, MSD_EVERY_FS)
+  t, q = traj.time_fs[idx] - traj.time_fs[0], traj.positions[idx]
+  first = t <= t[-1] / 2
+  d1 = diffusion_from_msd(t[first], msd(q[first]))[0]
+  d2 = diffusion_from_msd(t[~first] - t[~first][0], msd(q[~first]))[0]
+  return {"rdf_max_abs_diff_between_windows": compare_rdf(g_late, g_early),
+          "diffusion_relative_diff_between_halves": d2 / d1 - 1.0}
+
+
+def compare_metrics(m, ref):
+  """Differences of trajectory metrics m from the reference metrics ref."""
+  return {
+      "rdf_max_abs_diff": compare_rdf(m["rdf"]["g"], ref["rdf"]["g"]),
+      "rdf_first_peak_shift_A": m["rdf_first_peak_A"] - ref["rdf_first_peak_A"],
+      "rdf_first_peak_height_diff": m["rdf_first_peak_height"] - ref["rdf_first_peak_height"],
+      "diffusion_relative_error": m["diffusion_A2_per_fs"] / ref["diffusion_A2_per_fs"] - 1.0,
+  }

@@ -1,8 +1,10 @@
-"""Timing helpers shared by launch/benchmark.py (Table 2) and launch/error_cost.py.
+"""Timing of the paper's Table 2 and our error-against-cost study.
 
 Every number is a median over repeats after warm-up (compilation excluded).
 Systems are LAMMPS-equilibrated 80 K liquids (the datasets' roll-out start
-frames), tiled for larger sizes (`tile`).
+frames), tiled for larger sizes (`tile`). The learned step is timed through
+the package's one step loop (stepping.py, float64 state), i.e. the loop that
+roll-outs and exported SavedModels run.
 
 FLOPs of one MDNet forward (multiply-add = 2 FLOPs), N atoms, E undirected
 edges (2E directed), widths from the config (φ_e 7→40→40→40→m2, φ_o
@@ -16,16 +18,30 @@ Elementwise work (activations, gathers, scatters) is not counted: the ratio
 to dense-matmul throughput is then a lower bound on how well the matmuls run.
 """
 
+import os
 import statistics
+import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
 
+from mdnet_tf import capacity as capacity_lib
 from mdnet_tf import models
+from mdnet_tf import paper
 from mdnet_tf import partition
+from mdnet_tf import potentials
+from mdnet_tf import propagators
+from mdnet_tf import stepping
+from mdnet_tf import training
+from mdnet_tf import verlet
+from mdnet_tf.data import dataset
+from mdnet_tf.data import lammps_driver
+from mdnet_tf.data import states
 from mdnet_tf.models import graph as graph_lib
+from mdnet_tf.models import io as model_io
 from mdnet_tf.models import segment_ops
+
 
 def median_seconds(fn, repeats=5, warmup=1):
   """(median, list of samples) wall seconds of fn() after `warmup` calls."""
@@ -73,20 +89,19 @@ def mdnet_flops(config, num_atoms, num_edges, aggregation=True):
 
 
 class ModelTimer:
-  """Compiled pieces of one model on one system (XLA unless said otherwise)."""
+  """Compiled pieces of one model on one system (XLA), capacities from the
+  system itself with capacity.py's head-room."""
 
-  def __init__(self, model, positions, momenta, box, multiplier=1.5, edge_headroom=1.2):
+  def __init__(self, model, positions, momenta, box):
     self.model = model
     c = model.config
     self.q = tf.constant(positions, tf.float32)
     self.p = tf.constant(momenta, tf.float32)
     self.box = tf.constant(box, tf.float32)
-    self.spec, nl = partition.allocate(self.q, self.box, c.cutoff_angstrom,
-                                       capacity_multiplier=multiplier)
-    self.num_edges = int(tf.reduce_sum(tf.cast(nl.indices < len(positions), tf.int32))) // 2
-    # Padded edge slots cost as much as real ones: size the graph to the pairs.
-    self.max_edges = int(self.num_edges * edge_headroom) + 1
-    spec, max_edges = self.spec, self.max_edges
+    self.capacity, nl = capacity_lib.Capacity.fit(self.q, self.box, c.cutoff_angstrom)
+    self.num_edges = capacity_lib.count_pairs(nl)
+    self.propagator = propagators.model_propagator(model)
+    spec, max_edges = self.capacity.spec, self.capacity.max_edges(len(positions))
 
     def build_graph(q, box):
       nl = partition.build(q, box, spec)
@@ -97,17 +112,10 @@ class ModelTimer:
     self.forward = tf.function(
         lambda q, p, box, g: models.forward(model, q, p, box, g, segment_ops),
         jit_compile=True)
-
-    def steps(q, p, box, n):
-      def body(i, q, p, overflow):
-        g, over = build_graph(q, box)
-        dq, dp = models.forward(model, q, p, box, g, segment_ops)
-        return i + 1, q + dq, p + dp, overflow | over | g.overflow
-      _, q, p, overflow = tf.while_loop(lambda i, *_: i < n, body,
-                                        (tf.constant(0), q, p, tf.constant(False)))
-      return q, p, overflow
-
-    self.steps = tf.function(steps, jit_compile=True)
+    self.steps = tf.function(
+        lambda q, p, box, n: stepping.run(self.propagator, self.capacity, stepping.Loop(),
+                                          q, p, box, n),
+        jit_compile=True)
 
   def flops(self):
     return mdnet_flops(self.model.config, int(self.q.shape[0]), self.num_edges)
@@ -124,12 +132,12 @@ class ModelTimer:
                           warmup=2)[0]
 
   def time_steps(self, num_steps, repeats=3):
-    """Median seconds per step of a compiled roll-out loop (neighbors + model)."""
+    """Median seconds per step of the step loop (neighbors + model + float64 update)."""
     n = tf.constant(num_steps)
+    q64, p64 = tf.cast(self.q, tf.float64), tf.cast(self.p, tf.float64)
 
     def run():
-      out = self.steps(self.q, self.p, self.box, n)
-      if bool(out[2]):
+      if bool(self.steps(q64, p64, self.box, n).overflow):
         raise RuntimeError("neighbor list overflow in the benchmark loop")
     return median_seconds(run, repeats, warmup=1)[0] / num_steps
 
@@ -140,3 +148,142 @@ class ModelTimer:
     return median_seconds(
         lambda: models.forward(self.model, self.q, self.p, self.box, g, dgl_ops)[0].numpy(),
         repeats, warmup=1)[0]
+
+
+def lammps_seconds_per_step(q, p, box, mass, lj, steps, threads, repeats=3):
+  """LAMMPS s per 1 fs step (median of repeats; only the `run` is timed)."""
+  return float(np.median([lammps_driver.seconds_per_step(q, p / mass, box, 1.0, steps,
+                                                         threads, lj=lj, mass=mass)
+                          for _ in range(repeats)]))
+
+
+def verlet_seconds_per_step(q, p, box, dt_fs, mass, lj, steps, repeats=3):
+  """TF velocity Verlet (XLA, one force evaluation per step): s per step."""
+  sim = verlet.VerletSimulator(dt_fs, mass=mass, lj=lj)   # compiled once, in the warm-up
+  return median_seconds(lambda: sim.run(q, p, box, steps), repeats, warmup=1)[0] / steps
+
+
+def training_seconds_per_step(pairs, config, steps=10, max_pairs=20):
+  """(s per training step, frames per s) of a fresh model, batch 1, XLA."""
+  data = training.prepare(pairs, config.cutoff_angstrom, max_pairs)
+  with tempfile.TemporaryDirectory() as tmp:
+    trainer = training.Trainer(models.build(config), data, data,
+                               training.TrainOptions(steps=steps), tmp)
+    counter = iter(range(10 ** 6))
+
+    def one():
+      terms = trainer.one_step(next(counter))
+      tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, terms)
+    seconds = median_seconds(one, steps, warmup=3)[0]
+  return seconds, 1.0 / seconds
+
+
+def table2(data_dir, model_paths, quick, scaling_systems, verlet_stable_dt, measure_served,
+           log=print):
+  """The paper's Table 2 on this machine, plus scaling, serving and training
+  speed, all measured in one run (see launch/benchmark.py).
+
+  model_paths: {Δt fs: model directory}.  scaling_systems: [(data dir, reps)].
+  verlet_stable_dt: the largest stable Verlet Δt, fs.
+  measure_served: (model dir, (q, p, box), steps per call, repeats) -> dict of
+    s per step (served in-process SavedModel / single steps / rollout).
+  Returns the results dict (what table2.json holds).
+  """
+  manifest = dataset.load_manifest(data_dir)
+  mass = manifest["mass_amu"]
+  lj = potentials.LennardJones(**manifest["potential"])
+  repeats = 3 if quick else 7
+  q, p, box = states.load_start(data_dir)
+  n = len(q)
+  machine = f"{os.cpu_count()} CPU cores, TF {tf.__version__}"
+  log(f"benchmark: {n} atoms from {data_dir}; {machine}; {'quick' if quick else 'full'} mode")
+  r = {"num_atoms": n, "data_dir": data_dir, "machine": machine, "quick": quick,
+       "paper_table2_tesla_p4": paper.TABLE2}
+  rows = 4000 * 12 if quick else n * 12     # ≈ the edge count of the system
+  r["matmul_gflops"] = matmul_gflops(rows, repeats=repeats)
+  log(f"dense matmul [{rows},200]x[200,200]: {r['matmul_gflops']:.1f} GFLOP/s")
+
+  steps = 200 if quick else 1000
+  r["lammps_1fs_serial_s_per_step"] = lammps_seconds_per_step(q, p, box, mass, lj, steps, 1)
+  r["lammps_1fs_2threads_s_per_step"] = lammps_seconds_per_step(q, p, box, mass, lj, steps, 2)
+  r["verlet_1fs_s_per_step"] = verlet_seconds_per_step(q, p, box, 1.0, mass, lj, steps)
+  r["verlet_stable_dt_fs"] = verlet_stable_dt
+  r["verlet_stable_s_per_step"] = verlet_seconds_per_step(q, p, box, verlet_stable_dt, mass, lj,
+                                                          steps // 10)
+  log(f"LAMMPS 1 fs: {r['lammps_1fs_serial_s_per_step']:.2e} s (1 core), "
+      f"{r['lammps_1fs_2threads_s_per_step']:.2e} s (2 threads); TF Verlet 1 fs "
+      f"{r['verlet_1fs_s_per_step']:.2e} s")
+
+  r["mdnet"] = {}
+  for dt, path in sorted(model_paths.items()):
+    model, _ = model_io.restore(path)
+    timer = ModelTimer(model, q, p, box)
+    fwd = timer.time_forward(repeats)
+    entry = {"forward_s": fwd, "neighbors_s": timer.time_neighbors(repeats),
+             "step_s": timer.time_steps(5 if quick else 10, repeats),
+             "dgl_forward_s": timer.time_dgl_forward(max(3, repeats // 2)),
+             "edges": timer.num_edges, "flops": timer.flops(), "dt_fs": dt}
+    entry["gflops"] = entry["flops"] / fwd / 1e9
+    entry["matmul_fraction"] = entry["gflops"] / r["matmul_gflops"]
+    entry["xla_speedup_over_dgl"] = entry["dgl_forward_s"] / fwd
+    entry["step_s_per_fs"] = entry["step_s"] / dt
+    r["mdnet"][f"{dt:g}"] = entry
+    log(f"MDNet {dt:g} fs: forward {fwd:.3e} s XLA, {entry['dgl_forward_s']:.3e} s DGL "
+        f"({entry['xla_speedup_over_dgl']:.2f}x); step {entry['step_s']:.3e} s "
+        f"(neighbors {entry['neighbors_s']:.2e} s); {entry['gflops']:.1f} GFLOP/s = "
+        f"{entry['matmul_fraction']:.0%} of matmul")
+
+  big = max(model_paths)
+  per_call = 5 if quick else 20
+  served = measure_served(model_paths[big], (q, p, box), per_call, repeats)
+  served.update(dt_fs=big, steps_per_call=per_call)
+  served["rollout_overhead_vs_in_process_savedmodel"] = (
+      served["served_rollout"] / served["savedmodel_in_process_rollout"] - 1.0)
+  served["rollout_overhead_vs_xla_loop"] = (
+      served["served_rollout"] / r["mdnet"][f"{big:g}"]["step_s"] - 1.0)
+  r["served"] = served
+  log(f"served {big:g} fs: {served}")
+
+  r["scaling"] = []
+  model, _ = model_io.restore(model_paths[big])
+  for src, reps in scaling_systems:
+    if not os.path.exists(os.path.join(src, "manifest.json")):
+      log(f"scaling: {src} missing, skipped")
+      continue
+    state = tile(*states.load_start(src), reps)
+    timer = ModelTimer(model, *state)
+    row = {"num_atoms": len(state[0]), "edges": timer.num_edges,
+           "forward_s": timer.time_forward(3), "neighbors_s": timer.time_neighbors(3),
+           "step_s": timer.time_steps(3, 3)}
+    row["neighbor_share"] = row["neighbors_s"] / row["step_s"]
+    r["scaling"].append(row)
+    log(f"scaling: {row}")
+    del timer
+  by_n = {row["num_atoms"]: row for row in r["scaling"]}
+  if 4000 in by_n and 32000 in by_n:
+    r["ratio_32000_over_4000"] = by_n[32000]["step_s"] / by_n[4000]["step_s"]
+
+  r["training"] = {}
+  small_dt = min(model_paths)
+  for preset in (["small"] if quick else ["small", "paper"]):
+    path = os.path.join("data", preset)
+    if os.path.exists(os.path.join(path, "manifest.json")):
+      pairs = dataset.load_pairs(path, "train", int(small_dt))
+      config = model_io.read_config(model_paths[small_dt])
+      s, fps = training_seconds_per_step(pairs, config, steps=5 if quick else 10)
+      r["training"][preset] = {"s_per_step": s, "frames_per_s": fps, "batch_size": 1}
+      log(f"training {preset}: {s:.3f} s/step, {fps:.1f} frames/s")
+
+  r["per_fs"] = {
+      "LAMMPS 1 fs (1 core)": r["lammps_1fs_serial_s_per_step"],
+      "LAMMPS 1 fs (2 threads)": r["lammps_1fs_2threads_s_per_step"],
+      "TF Verlet 1 fs (XLA)": r["verlet_1fs_s_per_step"],
+      f"TF Verlet {verlet_stable_dt:g} fs (XLA)": r["verlet_stable_s_per_step"] / verlet_stable_dt,
+      **{f"MDNet {dt} fs (XLA step)": e["step_s_per_fs"] for dt, e in r["mdnet"].items()},
+      **{f"MDNet {dt} fs (DGL forward)": e["dgl_forward_s"] / float(dt)
+         for dt, e in r["mdnet"].items()},
+      f"MDNet {big:g} fs served (rollout)": served["served_rollout"] / big,
+      f"MDNet {big:g} fs served (single steps)": served["served_single_step"] / big,
+  }
+  return r
+

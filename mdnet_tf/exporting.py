@@ -1,10 +1,13 @@
 """Writing a trained model as a TF Serving SavedModel (<export_base>/<version>/).
 
 Used by export/export_savedmodel.py and the tests. The graph holds the neighbor
-search (capacity fixed from a reference frame × multiplier; overflow is an
-InvalidArgument error), the model and the update; see signatures.py. The export
-is written to a temporary directory and renamed into place, so a server never
-sees a half-written version.
+search (capacities fixed from a reference frame with capacity.py's head-room;
+an overflow is an InvalidArgument error), the model and the update; see
+signatures.py. assets.extra/ holds mdnet_metadata.json (Δt, cutoff, mass,
+potential, units, model config, normalization, capacities, version, training
+command: what models/io.py and clients read back) and the warm-up requests.
+The export is written to a temporary directory and renamed into place, so a
+server never sees a half-written version.
 """
 
 import json
@@ -15,11 +18,11 @@ import numpy as np
 import tensorflow as tf
 
 import mdnet_tf
-from mdnet_tf import evaluation
-from mdnet_tf import partition
+from mdnet_tf import capacity as capacity_lib
 from mdnet_tf import signatures
 from mdnet_tf import units
 from mdnet_tf.data import dataset
+from mdnet_tf.models import io as model_io
 
 
 def warmup_record(positions, momenta, box):
@@ -34,65 +37,59 @@ def warmup_record(positions, momenta, box):
   return log.SerializeToString()
 
 
-REFERENCE_FILE = "reference_state.npz"
-
-
 def reference_state(workdir, data_dir, dt_fs):
   """((positions, momenta, box) float32, description) sizing capacities and warm-up.
 
   The dataset's first test frame if the dataset is at hand, else the
-  reference_state.npz that publish_model.py stores with pretrained models.
+  reference_state.npz that pretrained model directories carry.
   """
+  stored = os.path.join(workdir, model_io.REFERENCE_FILE)
   if data_dir and os.path.exists(os.path.join(data_dir, "manifest.json")):
     pairs = dataset.load_pairs(data_dir, "test", dt_fs)
     state = (pairs.positions[0], pairs.momenta[0], pairs.box[0])
     source = f"{data_dir} test frame 0"
-  elif os.path.exists(os.path.join(workdir, REFERENCE_FILE)):
-    with np.load(os.path.join(workdir, REFERENCE_FILE)) as f:
+  elif os.path.exists(stored):
+    with np.load(stored) as f:
       state = (f["positions"], f["momenta"], f["box"])
-    source = os.path.join(workdir, REFERENCE_FILE)
+    source = stored
   else:
     raise FileNotFoundError(
         f"no reference state: dataset {data_dir!r} is missing and {workdir} has no "
-        f"{REFERENCE_FILE}; pass --data_dir=<a dataset of the same system>")
+        f"{model_io.REFERENCE_FILE}; pass --data_dir=<a dataset of the same system>")
   return tuple(np.asarray(x, np.float32) for x in state), source
 
 
-# Edges per atom fluctuate by about 1 % in the liquid, far less than the per-atom
-# neighbor maximum or the fullest cell, and every padded edge costs a full φ_o
-# evaluation: the graph gets a smaller head-room than the neighbor list.
-EDGE_HEADROOM = 1.2
+def export(workdir, export_base, version, data_dir=None, multiplier=capacity_lib.HEADROOM):
+  """Writes <export_base>/<version>/ and returns its path.
 
-
-def export(workdir, export_base, version, data_dir=None, multiplier=1.5):
-  """Writes <export_base>/<version>/ and returns its path."""
-  model, checkpoint = evaluation.restore_model(workdir)
-  run_path = os.path.join(workdir, "run.json")
-  run = dataset.read_json(run_path) if os.path.exists(run_path) else {}
+  multiplier: neighbor-list head-room over the reference state (the graph
+  gets capacity.EDGE_HEADROOM at most); a served state that needs more is refused.
+  """
+  model, checkpoint = model_io.restore(workdir)
+  config = model.config
+  run = model_io.read_run(workdir)
   (q, p, box), source = reference_state(workdir, data_dir or run.get("data_dir"),
-                                        int(model.config.dt_fs))
-  spec, nl = partition.allocate(q, box, model.config.cutoff_angstrom,
-                                capacity_multiplier=multiplier)
-  pairs = int(tf.reduce_sum(tf.cast(nl.indices < len(q), tf.int32))) // 2
-  edges_per_atom = pairs / len(q) * min(multiplier, EDGE_HEADROOM)
-  module = signatures.StepModule(model, spec.max_neighbors, spec.cell_capacity, edges_per_atom)
+                                        int(config.dt_fs))
+  capacity, _ = capacity_lib.Capacity.fit(q, box, config.cutoff_angstrom, headroom=multiplier)
+  module = signatures.StepModule(model, capacity)
   final = os.path.join(export_base, str(version))
+  if os.path.exists(final):
+    raise FileExistsError(f"{final} exists; choose another --version")
   staging = os.path.join(export_base, f".{version}.tmp")
   shutil.rmtree(staging, ignore_errors=True)
   tf.saved_model.save(module, staging, signatures=module.signatures())
   extra = os.path.join(staging, "assets.extra")
   os.makedirs(extra)
   metadata = {
-      "dt_fs": model.config.dt_fs, "cutoff_angstrom": model.config.cutoff_angstrom,
-      "mass_amu": model.config.mass_amu, "unit_style": units.UNIT_STYLE,
-      "units": units.UNITS, "model": model.config.model,
-      "model_config": model.config.to_json(),
-      "normalization": model.config.stats.to_json(),
-      "neighbor_capacity": {"max_neighbors": spec.max_neighbors,
-                            "cell_capacity": spec.cell_capacity,
-                            "edges_per_atom": edges_per_atom,
+      "dt_fs": config.dt_fs, "cutoff_angstrom": config.cutoff_angstrom,
+      "mass_amu": config.mass_amu, "potential": config.lj()._asdict(),
+      "unit_style": units.UNIT_STYLE, "units": units.UNITS, "model": config.model,
+      "model_config": config.to_json(), "normalization": config.stats.to_json(),
+      "neighbor_capacity": {"max_neighbors": capacity.spec.max_neighbors,
+                            "cell_capacity": capacity.spec.cell_capacity,
+                            "edges_per_atom": capacity.edges_per_atom,
                             "sized_from": f"{source} × {multiplier} (edges × "
-                                          f"{min(multiplier, EDGE_HEADROOM)})"},
+                                          f"{min(multiplier, capacity_lib.EDGE_HEADROOM)})"},
       "export_version": version, "mdnet_tf_version": mdnet_tf.__version__,
       "checkpoint": checkpoint, "training_command": run.get("command"),
       "signatures": {
@@ -103,7 +100,5 @@ def export(workdir, export_base, version, data_dir=None, multiplier=1.5):
     json.dump(metadata, f, indent=2, sort_keys=True)
   with tf.io.TFRecordWriter(os.path.join(extra, "tf_serving_warmup_requests")) as w:
     w.write(warmup_record(q, p, box))
-  if os.path.exists(final):
-    raise FileExistsError(f"{final} exists; choose another --version")
   os.replace(staging, final)
   return final

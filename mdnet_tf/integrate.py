@@ -1,4 +1,5 @@
-"""Velocity Verlet (paper Appendix A) and the CSVR thermostat, in TensorFlow.
+"""Integrators in TensorFlow: velocity Verlet (paper Appendix A), thermostats
+(CSVR, Langevin) and energy rescaling of momenta.
 
 Velocity Verlet with momenta, one force evaluation per step (the forces at the
 end of a step are the forces at the start of the next):
@@ -10,24 +11,18 @@ with F in kcal/mol/Å, Δt in fs and p in g/mol·Å/fs (units.FORCE_TO_ACCEL).
 CSVR (Bussi, Donadio & Parrinello 2007) rescales all momenta by one factor per
 step so that the kinetic energy samples the canonical distribution; it needs
 only Gaussian draws, so it compiles under XLA (the χ² draw is a sum of squares).
+Langevin is the exact Ornstein–Uhlenbeck update of the momenta. Energy
+rescaling (FlashMD) scales momenta about the centre of mass so that kinetic +
+potential energy hits a target (the NVE total of a learned roll-out).
 
 Shapes and units:
   positions: [N, 3] Å (unwrapped).  momenta: [N, 3] g/mol·Å/fs.
   forces: [N, 3] kcal/mol/Å.  mass: scalar g/mol.  dt_fs: scalar fs.
 """
 
-from typing import NamedTuple
-
 import tensorflow as tf
 
 from mdnet_tf import units
-
-
-class MDState(NamedTuple):
-  """Phase-space point plus the forces at it (so a step needs one evaluation)."""
-  positions: tf.Tensor   # [N, 3] Å, unwrapped
-  momenta: tf.Tensor     # [N, 3] g/mol·Å/fs
-  forces: tf.Tensor      # [N, 3] kcal/mol/Å
 
 
 def kinetic_energy(momenta, mass):
@@ -56,21 +51,21 @@ def drift(positions, momenta, dt_fs, mass):
   return positions + momenta * (dt_fs / mass)
 
 
-def verlet_step(state, dt_fs, mass, force_fn):
-  """One velocity-Verlet step.
+def verlet_step(positions, momenta, forces, dt_fs, mass, force_fn):
+  """One velocity-Verlet step (the only one in the package).
 
   Args:
-    state: MDState at time t.
-    dt_fs: time step, fs.
-    mass: g/mol.
-    force_fn: positions [N, 3] -> forces [N, 3] (kcal/mol/Å).
+    positions: [N, 3] Å.  momenta: [N, 3] g/mol·Å/fs.  forces: [N, 3]
+      kcal/mol/Å at `positions`.  dt_fs: fs.  mass: g/mol.
+    force_fn: positions [N, 3] -> (forces [N, 3], aux), aux anything the caller
+      wants back from the force evaluation (energy, neighbor list, ...).
   Returns:
-    MDState at t + dt.
+    (positions, momenta, forces, aux) at t + dt.
   """
-  half = half_kick(state.momenta, state.forces, dt_fs)
-  positions = drift(state.positions, half, dt_fs, mass)
-  forces = force_fn(positions)
-  return MDState(positions, half_kick(half, forces, dt_fs), forces)
+  half = half_kick(momenta, forces, dt_fs)
+  positions = drift(positions, half, dt_fs, mass)
+  forces, aux = force_fn(positions)
+  return positions, half_kick(half, forces, dt_fs), forces, aux
 
 
 def csvr_rescale(momenta, mass, target_temperature, dt_fs, tau_fs, seed):
@@ -98,3 +93,45 @@ def csvr_rescale(momenta, mass, target_temperature, dt_fs, tau_fs, seed):
             + 2.0 * r1 * tf.sqrt(c * (1.0 - c) * ratio))
   alpha = tf.sign(r1 + tf.sqrt(c / ((1.0 - c) * ratio))) * tf.sqrt(alpha2)
   return momenta * alpha
+
+
+def langevin(momenta, mass, temperature, dt_fs, tau_fs, seed):
+  """Exact Ornstein–Uhlenbeck update of momenta over dt_fs (friction 1/tau_fs).
+
+  p ← c p + sqrt((1 − c²) m k_B T) ξ, c = exp(−dt/τ); the variance is in
+  (g/mol·Å/fs)²: m k_B T / MVV_TO_ENERGY.  seed: [2] int32 stateless seed.
+  """
+  dtype = momenta.dtype
+  c = tf.exp(-tf.cast(dt_fs, dtype) / tf.cast(tau_fs, dtype))
+  sigma = tf.sqrt((1.0 - c * c) * mass * units.BOLTZMANN * tf.cast(temperature, dtype)
+                  / units.MVV_TO_ENERGY)
+  noise = tf.random.stateless_normal(tf.shape(momenta), seed, dtype=dtype)
+  return c * momenta + sigma * noise
+
+
+def rescale_to_energy(momenta, mass, potential, target_total, bounds):
+  """Momenta rescaled about the centre of mass so that K + U = target_total.
+
+  p ← P/N + α (p − P/N), α² = (E0 − U − K_com) / K_rel, α kept in `bounds`.
+  When E0 − U − K_com ≤ 0 no α reaches E0 ("infeasible"): α takes the lower
+  bound (the largest feasible move towards E0).
+
+  Args:
+    momenta: [N, 3] g/mol·Å/fs (float64).  mass: g/mol (one species).
+    potential: [] kcal/mol at the current positions.  target_total: [] kcal/mol.
+    bounds: (α_min, α_max).
+  Returns:
+    (momenta [N, 3], α [], infeasible [] bool, clipped [] bool). Total momentum
+    is unchanged; with α inside the bounds K + U equals target_total.
+  """
+  com = tf.reduce_mean(momenta, axis=0, keepdims=True)
+  relative = momenta - com
+  k_rel = kinetic_energy(relative, mass)
+  k_com = kinetic_energy(momenta, mass) - k_rel
+  wanted = target_total - potential - k_com
+  infeasible = wanted <= 0.0
+  exact = tf.sqrt(tf.maximum(wanted, 0.0) / tf.maximum(k_rel, 1e-300))
+  lo, hi = (tf.constant(b, momenta.dtype) for b in bounds)
+  alpha = tf.where(infeasible, lo, tf.clip_by_value(exact, lo, hi))
+  clipped = tf.logical_and(tf.logical_not(infeasible), tf.not_equal(alpha, exact))
+  return com + alpha * relative, alpha, infeasible, clipped

@@ -4,10 +4,7 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+import uuid
 
 
 @contextlib.contextmanager
@@ -15,17 +12,16 @@ def atomic_path(path):
   """Yields a temporary path next to `path`; renames it onto `path` on success.
 
   The temporary file lives in the same directory (so the rename is atomic) and
-  is removed if the body raises.
+  is removed if the body raises. It is created with mode 0666 minus the
+  process umask, like any file `open` creates.
   """
   path = os.fspath(path)
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".",
-                             suffix=".tmp")
-  os.close(fd)
+  tmp = os.path.join(directory, f"{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
+  os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
   try:
     yield tmp
-    os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp creates 0600; use the usual mode
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):

@@ -52,6 +52,18 @@ def _pair_terms(positions, box, indices, lj):
   return d, safe_r2, s6, within
 
 
+def pair_energy(r2, within, lj):
+  """V(r) of pairs with squared distances r2 [...] Å² where `within` (else 0), kcal/mol.
+
+  `within` must exclude r2 = 0 (padded slots) and r ≥ r_c; with lj.shift the
+  energy at the cutoff is subtracted.
+  """
+  safe_r2 = tf.where(within, r2, tf.ones_like(r2))
+  s6 = (lj.sigma ** 2 / safe_r2) ** 3
+  offset = lj.energy_at_cutoff() if lj.shift else 0.0
+  return tf.where(within, 4.0 * lj.epsilon * (s6 * s6 - s6) - offset, tf.zeros_like(r2))
+
+
 def energy_and_forces(positions, box, neighbors, lj=LennardJones()):
   """Total energy [], per-atom energy [N] and forces [N, 3] (analytic).
 
@@ -62,9 +74,7 @@ def energy_and_forces(positions, box, neighbors, lj=LennardJones()):
   box = tf.cast(box, positions.dtype)
   d, r2, s6, within = _pair_terms(positions, box, neighbors.indices, lj)
   zero = tf.zeros_like(r2)
-  offset = lj.energy_at_cutoff() if lj.shift else 0.0
-  pair_energy = tf.where(within, 4.0 * lj.epsilon * (s6 * s6 - s6) - offset, zero)
-  per_atom = 0.5 * tf.reduce_sum(pair_energy, axis=1)
+  per_atom = 0.5 * tf.reduce_sum(pair_energy(r2, within, lj), axis=1)
   # F_i = Σ_j 24 ε (2 s6² − s6) / r² · (r_i − r_j)
   magnitude = tf.where(within, 24.0 * lj.epsilon * (2.0 * s6 * s6 - s6) / r2, zero)
   forces = tf.reduce_sum(magnitude[..., None] * d, axis=1)

@@ -1,27 +1,27 @@
 """The exported step functions: neighbor search + model + update, all in-graph.
 
-Shared by export/export_savedmodel.py and the tests. Everything here is TF ops
-(no DGL, NumPy or py_function), so it runs inside a SavedModel and TF Serving.
-Signatures (fixed contract):
+Shared by export (exporting.py) and the tests. The steps are the package's one
+step loop (stepping.py) with the model's propagator (propagators.py), so a
+served roll-out computes exactly what an in-process one does. Everything here
+is TF ops (no DGL, NumPy or py_function), so it runs inside a SavedModel and
+TF Serving. Signatures (fixed contract):
   serving_default(positions [N,3] f32 Å, momenta [N,3] f32 g/mol·Å/fs, box [3] f32 Å)
       -> {positions, momenta} one Δt later (positions continue unwrapped)
   rollout(..., num_steps [] int32) -> {positions, momenta} after num_steps steps
   rollout_nvt(..., num_steps, target_temperature [] f32 K, tau_fs [] f32,
-      seed [] int32) -> the same with a CSVR thermostat after every learned step
+      seed [] int32) -> the same with a CSVR thermostat for ½Δt before and after
+      every learned step
 Inside roll-outs positions and momenta accumulate in float64, so float32
 rounding of q + Δq does not build up over many steps. The step loop is one
 XLA-compiled function (compiled per number of atoms on first use).
 Bad input (rank/shape, N mismatch, non-finite values, box < 2 r_c) and a
-neighbor-list overflow raise InvalidArgument with a message.
+neighbor-list or graph overflow raise InvalidArgument with a message.
 """
 
 import tensorflow as tf
 
-from mdnet_tf import integrate
-from mdnet_tf import models
-from mdnet_tf import partition
-from mdnet_tf.models import graph as graph_lib
-from mdnet_tf.models import segment_ops
+from mdnet_tf import propagators
+from mdnet_tf import stepping
 
 _STATE = [tf.TensorSpec([None, 3], tf.float32, name="positions"),
           tf.TensorSpec([None, 3], tf.float32, name="momenta"),
@@ -30,17 +30,17 @@ _STEPS = tf.TensorSpec([], tf.int32, name="num_steps")
 
 
 class StepModule(tf.Module):
-  """A trained model wrapped with its in-graph neighbor search and update."""
+  """A trained model wrapped with its in-graph neighbor search and update.
 
-  def __init__(self, model, max_neighbors, cell_capacity, edges_per_atom=None):
-    """edges_per_atom: graph edge capacity per atom (default: max_neighbors / 2,
-    which pads the graph; padded edges cost as much as real ones)."""
+  capacity: capacity.Capacity fixed at export (neighbor list and graph edges
+  per atom); a state that needs more is refused with InvalidArgument.
+  """
+
+  def __init__(self, model, capacity):
     super().__init__(name="mdnet_step")
     self.model = model
     self.config = model.config
-    self.spec = partition.NeighborSpec(model.config.cutoff_angstrom, 0.0,
-                                       int(max_neighbors), int(cell_capacity))
-    self.edges_per_atom = float(edges_per_atom or max_neighbors / 2)
+    self.capacity = capacity
     # The learned steps run as one XLA program per input shape; the checks and
     # the overflow → InvalidArgument conversion stay outside (XLA drops Asserts).
     self._nve_xla = tf.function(self._nve, jit_compile=True)
@@ -49,7 +49,7 @@ class StepModule(tf.Module):
   def _check(self, positions, momenta, box):
     c = self.config
     n = tf.shape(positions)[0]
-    checks = [
+    return [
         tf.debugging.assert_equal(tf.shape(momenta), tf.shape(positions), message=(
             "momenta must have the shape of positions [N, 3]")),
         tf.debugging.assert_greater_equal(n, 2, message="need at least 2 atoms"),
@@ -60,49 +60,24 @@ class StepModule(tf.Module):
             f"box edge < 2 × cutoff {c.cutoff_angstrom} Å: the minimum-image neighbor "
             f"search needs every edge ≥ {2 * c.cutoff_angstrom} Å")),
     ]
-    return checks
 
-  def _delta(self, positions, momenta, box):
-    """Δq, Δp at float32 inputs and whether a capacity overflowed ([] bool)."""
-    nl = partition.build(positions, box, self.spec)
-    max_edges = tf.cast(tf.math.ceil(tf.cast(tf.shape(positions)[0], tf.float32)
-                                     * self.edges_per_atom), tf.int32)
-    graph = graph_lib.from_neighbors(positions, box, nl, self.spec.cutoff, max_edges)
-    dq, dp = models.forward(self.model, positions, momenta, box, graph, segment_ops)
-    return dq, dp, nl.overflow | graph.overflow
-
-  def _loop(self, q, p, box, num_steps, thermostat=None):
-    """num_steps learned steps on float64 state; returns (q, p, overflow)."""
-    def body(i, q, p, overflow):
-      dq, dp, over = self._delta(tf.cast(q, tf.float32), tf.cast(p, tf.float32), box)
-      q = q + tf.cast(dq, tf.float64)
-      p = p + tf.cast(dp, tf.float64)
-      if thermostat is not None:
-        p = thermostat(i, p)
-      return i + 1, q, p, overflow | over
-
-    _, q, p, overflow = tf.while_loop(lambda i, *_: i < num_steps, body,
-                                      (tf.constant(0), q, p, tf.constant(False)))
-    return q, p, overflow
+  def _run(self, loop, q, p, box, num_steps, dyn=stepping.Dynamic()):
+    out = stepping.run(propagators.model_propagator(self.model), self.capacity, loop,
+                       q, p, box, num_steps, dyn)
+    return out.positions, out.momenta, out.overflow
 
   def _nve(self, q, p, box, num_steps):
-    return self._loop(q, p, box, num_steps)
+    return self._run(stepping.Loop(), q, p, box, num_steps)
 
   def _nvt(self, q, p, box, num_steps, target_temperature, tau_fs, seed):
-    c = self.config
-
-    def thermostat(i, p):
-      step_seed = tf.random.experimental.stateless_fold_in(tf.stack([seed, 0x6d64]), i)
-      return integrate.csvr_rescale(p, c.mass_amu, tf.cast(target_temperature, tf.float64),
-                                    c.dt_fs, tf.cast(tau_fs, tf.float64), step_seed)
-    return self._loop(q, p, box, num_steps, thermostat)
+    return self._run(stepping.Loop(thermostat="csvr"), q, p, box, num_steps,
+                     stepping.Dynamic(seed=seed, temperature=target_temperature, tau_fs=tau_fs))
 
   def _finish(self, q, p, overflow):
     """float32 outputs, or InvalidArgument if a capacity overflowed (no truncation)."""
     ok = tf.debugging.Assert(tf.logical_not(overflow), [
-        f"neighbor list overflow: the capacities fixed at export (max neighbors "
-        f"{self.spec.max_neighbors}, atoms per cell {self.spec.cell_capacity}, edges per "
-        f"atom {self.edges_per_atom:.2f}) are too small for this state; re-export with a "
+        f"neighbor list overflow: the capacities fixed at export "
+        f"({self.capacity.describe()}) are too small for this state; re-export with a "
         f"larger --capacity_multiplier"])
     with tf.control_dependencies([ok]):
       return {"positions": tf.cast(q, tf.float32), "momenta": tf.cast(p, tf.float32)}

@@ -17,6 +17,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 import tensorflow as tf
 
+from mdnet_tf import capacity
 from mdnet_tf import errors
 from mdnet_tf import integrate
 from mdnet_tf import partition
@@ -53,7 +54,7 @@ class VerletSimulator:
   def __init__(self, dt_fs, mass=units.ARGON_MASS,
                lj=potentials.LennardJones(), skin=1.0,
                thermostat: Optional[CSVR] = None, jit_compile=True,
-               dtype=tf.float32, capacity_multiplier=1.25,
+               dtype=tf.float32, capacity_multiplier=capacity.HEADROOM,
                max_temperature=1.0e4):
     if dt_fs <= 0:
       raise errors.InputError(f"dt_fs must be positive, got {dt_fs}")
@@ -84,10 +85,11 @@ class VerletSimulator:
 
     def chunk(positions, momenta, forces, neighbors, box, num_steps, step0, seed):
       def body(i, q, p, f, nl, overflow, _):
-        p_half = integrate.half_kick(p, f, dt)
-        q = integrate.drift(q, p_half, dt, mass)
-        f, energy, nl = self._forces(q, box, nl, spec)
-        p = integrate.half_kick(p_half, f, dt)
+        def forces(q1):
+          f1, energy, nl1 = self._forces(q1, box, nl, spec)
+          return f1, (energy, nl1)
+
+        q, p, f, (energy, nl) = integrate.verlet_step(q, p, f, dt, mass, forces)
         if thermostat is not None:
           step_seed = tf.random.experimental.stateless_fold_in(seed, step0 + i)
           p = integrate.csvr_rescale(p, mass, thermostat.temperature, dt,

@@ -18,12 +18,10 @@ requests with INVALID_ARGUMENT / NOT_FOUND and keeps serving. It binds
 
 import concurrent.futures
 import os
-import sys
 import threading
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

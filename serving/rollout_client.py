@@ -8,16 +8,15 @@ or the official tensorflow_model_server), writing extended XYZ as it goes.
 Uses only the official PredictionServiceStub; every call has a deadline;
 UNAVAILABLE is retried with exponential backoff; outputs are decoded from
 float_val or tensor_content. An existing --output is resumed from its last
-complete frame. --start is a LAMMPS dump (its first frame) or a dataset
-directory (the first frame of its roll-out trajectory).
+complete frame. --start is a LAMMPS dump (its first frame; needs --mass_amu),
+an extended XYZ file (its last frame) or a dataset directory (the first frame
+of its roll-out trajectory, with the dataset's mass).
 """
 
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -27,10 +26,11 @@ import tqdm  # noqa: E402
 from tensorflow_serving.apis import predict_pb2  # noqa: E402
 from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
 
-from mdnet_tf import units  # noqa: E402
-from serving import codec  # noqa: E402
 from mdnet_tf import extxyz  # noqa: E402
-from mdnet_tf import rollout as mdnet_rollout  # noqa: E402
+from mdnet_tf import units  # noqa: E402
+from mdnet_tf.data import dataset  # noqa: E402
+from mdnet_tf.data import states  # noqa: E402
+from serving import codec  # noqa: E402
 
 _SERVER = flags.DEFINE_string("server", "127.0.0.1:8500", "host:port of the gRPC server.")
 _MODEL = flags.DEFINE_string("model_name", "mdnet", "Model name on the server.")
@@ -42,15 +42,16 @@ _OUTPUT = flags.DEFINE_string("output", "rollout.extxyz", "Extended XYZ trajecto
 _DT = flags.DEFINE_float("dt_fs", None, "The model's Δt in fs (for times in the output).")
 _DEADLINE = flags.DEFINE_float("deadline_s", 60.0, "Deadline of each call, s.")
 _RETRIES = flags.DEFINE_integer("max_retries", 8, "Retries of UNAVAILABLE per call.")
-_MASS = flags.DEFINE_float("mass_amu", units.ARGON_MASS, "Atom mass for temperatures, g/mol.")
+_MASS = flags.DEFINE_float("mass_amu", None, "Atom mass, g/mol (default: the dataset's, "
+                           "when --start is a dataset directory).")
 
 MAX_MESSAGE = 2047 * 1024 * 1024
 
 
-def load_start(path):
+def load_start(path, mass=None):
   """(positions [N,3], momenta [N,3], box [3]) float32 from a dump, extended XYZ
-  or dataset directory (see mdnet_tf.rollout.load_start)."""
-  return tuple(np.asarray(x, np.float32) for x in mdnet_rollout.load_start(path))
+  or dataset directory (see mdnet_tf.data.states.load_start)."""
+  return tuple(np.asarray(x, np.float32) for x in states.load_start(path, mass=mass))
 
 
 class RolloutClient:
@@ -90,11 +91,12 @@ class RolloutClient:
     self.channel.close()
 
 
-def rollout(client, start, num_steps, steps_per_call, output, dt_fs=None, mass=units.ARGON_MASS,
+def rollout(client, start, num_steps, steps_per_call, output, dt_fs=None, mass=None,
             progress=True):
   """Rolls out to `num_steps`, appending frames to `output`; resumes if it exists.
 
-  Returns a summary dict (steps, wall time, final temperature).
+  Returns a summary dict (steps, wall time, final temperature in K, None
+  without a mass).
   """
   positions, momenta, box = start
   done = 0
@@ -112,9 +114,10 @@ def rollout(client, start, num_steps, steps_per_call, output, dt_fs=None, mass=u
     extxyz.append_frame(output, done, positions, momenta, box, dt_fs)
     bar.update(n)
   bar.close()
-  kinetic = units.kinetic_energy_from_momenta_sq(
-      np.sum(momenta.astype(np.float64) ** 2), mass)
-  temperature = units.temperature_from_kinetic(kinetic, 3 * len(positions) - 3)
+  temperature = None
+  if mass is not None:
+    kinetic = units.kinetic_energy_from_momenta_sq(np.sum(momenta.astype(np.float64) ** 2), mass)
+    temperature = units.temperature_from_kinetic(kinetic, 3 * len(positions) - 3)
   return {"steps": done, "wall_seconds": time.time() - started, "temperature": temperature,
           "simulated_fs": None if dt_fs is None else done * dt_fs}
 
@@ -123,16 +126,21 @@ def main(argv):
   del argv
   if not _START.value:
     raise app.UsageError("--start is required (a LAMMPS dump or a dataset directory)")
+  mass = _MASS.value
+  if mass is None and os.path.isdir(_START.value):
+    mass = dataset.load_manifest(_START.value)["mass_amu"]
   client = RolloutClient(_SERVER.value, _MODEL.value, _DEADLINE.value, _RETRIES.value)
   try:
-    summary = rollout(client, load_start(_START.value), _STEPS.value, _PER_CALL.value,
-                      _OUTPUT.value, _DT.value, _MASS.value)
+    summary = rollout(client, load_start(_START.value, mass), _STEPS.value, _PER_CALL.value,
+                      _OUTPUT.value, _DT.value, mass)
   finally:
     client.close()
   simulated = (f"{summary['simulated_fs'] / 1000:.3f} ps simulated, "
                if summary["simulated_fs"] is not None else "")
+  temperature = ("n/a (no --mass_amu)" if summary["temperature"] is None
+                 else f"{summary['temperature']:.1f} K")
   print(f"{summary['steps']} steps, {simulated}{summary['wall_seconds']:.1f} s wall time "
-        f"this run, final temperature {summary['temperature']:.1f} K -> {_OUTPUT.value}")
+        f"this run, final temperature {temperature} -> {_OUTPUT.value}")
 
 
 if __name__ == "__main__":

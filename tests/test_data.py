@@ -177,11 +177,10 @@ def test_presets_follow_the_paper():
 
 def test_evaluation_reads_user_dumps(smoke_dir, tmp_path):
   """Pairs from a user's dump (or a pair of dumps) equal the dataset's pairs."""
-  from mdnet_tf import evaluation  # pylint: disable=import-outside-toplevel
   m = dataset.load_manifest(smoke_dir)
   record = next(t for t in m["trajectories"] if t["split"] == "test")
   path = os.path.join(smoke_dir, record["dump"])
-  pairs = evaluation.pairs_from_dump(path, 32)
+  pairs = dataset.pairs_from_dump(path, 32, units.ARGON_MASS)
   frames = dump.read_dump(path)
   assert len(pairs) == len(frames) - 2          # dumped every 16 fs
   ref = dataset.load_pairs(smoke_dir, "test", 32)
@@ -190,9 +189,9 @@ def test_evaluation_reads_user_dumps(smoke_dir, tmp_path):
   first, second = str(tmp_path / "a.dump"), str(tmp_path / "b.dump")
   dump.write_dump(first, [frames[0]])
   dump.write_dump(second, [frames[2]])
-  two = evaluation.pairs_from_dump([first, second], 32)
+  two = dataset.pairs_from_dump([first, second], 32, units.ARGON_MASS)
   assert len(two) == 1
   np.testing.assert_allclose(two.momenta[0], frames[0].velocities * units.ARGON_MASS,
                              rtol=1e-11)
   with pytest.raises(errors.InputError, match="no two frames 64 fs apart"):
-    evaluation.pairs_from_dump([first, second], 64)
+    dataset.pairs_from_dump([first, second], 64, units.ARGON_MASS)

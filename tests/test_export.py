@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import smoke_config
+from mdnet_tf import capacity
 from mdnet_tf import exporting
 from mdnet_tf import models
 from mdnet_tf import partition
@@ -16,6 +17,7 @@ from mdnet_tf import training
 from mdnet_tf.data import dataset
 from mdnet_tf.models import dgl_ops
 from mdnet_tf.models import graph as graph_lib
+from mdnet_tf.models import io as model_io
 from mdnet_tf.models import segment_ops
 
 
@@ -103,7 +105,8 @@ def test_bad_input_is_invalid_argument(exported):
 
 def test_overflow_is_an_error_not_a_truncation(exported):
   model, _, pairs = exported
-  module = signatures.StepModule(model, max_neighbors=8, cell_capacity=64)
+  module = signatures.StepModule(
+      model, capacity.Capacity.from_spec(partition.NeighborSpec(7.0, 0.0, 8, 64)))
   with pytest.raises(tf.errors.InvalidArgumentError, match="neighbor list overflow"):
     module.step(pairs.positions[0].astype(np.float32), pairs.momenta[0].astype(np.float32),
                 pairs.box[0].astype(np.float32))
@@ -129,6 +132,6 @@ def test_reference_state_without_the_dataset(tmp_path):
   with pytest.raises(FileNotFoundError, match="no reference state"):
     exporting.reference_state(str(tmp_path), "/nonexistent", 16)
   state = {"positions": np.ones((5, 3)), "momenta": np.zeros((5, 3)), "box": np.full(3, 20.0)}
-  np.savez(tmp_path / exporting.REFERENCE_FILE, **state)
+  np.savez(tmp_path / model_io.REFERENCE_FILE, **state)
   (q, p, box), source = exporting.reference_state(str(tmp_path), "/nonexistent", 16)
-  assert q.dtype == np.float32 and q.shape == (5, 3) and source.endswith(exporting.REFERENCE_FILE)
+  assert q.dtype == np.float32 and q.shape == (5, 3) and source.endswith(model_io.REFERENCE_FILE)

@@ -10,18 +10,27 @@ import tensorflow as tf
 
 from conftest import smoke_config
 from mdnet_tf import analysis
+from mdnet_tf import capacity
 from mdnet_tf import errors
 from mdnet_tf import exporting
 from mdnet_tf import extxyz
 from mdnet_tf import integrate
 from mdnet_tf import models
+from mdnet_tf import partition
+from mdnet_tf import potentials
+from mdnet_tf import propagators
 from mdnet_tf import rollout
 from mdnet_tf import signatures
 from mdnet_tf import training
 from mdnet_tf import units
-from mdnet_tf import validation
+from mdnet_tf.data import dataset
 
 MASS = units.ARGON_MASS
+LJ = potentials.LennardJones()
+
+
+def _verlet(dt_fs):
+  return propagators.verlet_propagator(dt_fs, LJ, MASS)
 
 
 def _liquid(liquid_frame):
@@ -45,10 +54,10 @@ def test_thermostat_reaches_and_holds_the_target(liquid_frame, tmp_path, thermos
   q, p, box = _liquid(liquid_frame)
   settings = rollout.Settings(thermostat=thermostat, temperature=120.0, tau_fs=100.0,
                               write_every=50)
-  result = rollout.Rollout(rollout.verlet_propagator(4.0), settings).run(
+  result = rollout.Rollout(_verlet(4.0), settings).run(
       q, p, box, 600, str(tmp_path), progress=False)
   assert result.failure is None
-  temps = result.thermo[:, 2]
+  temps = result.thermo["temperature_K"]
   assert temps[0] < 100.0            # starts near 80 K
   held = temps[200:]                 # after 800 fs = 8 τ
   # 256 atoms: canonical std of T is T·sqrt(2/(3N − 3)) ≈ 6 K; the mean of
@@ -60,26 +69,26 @@ def test_thermostat_reaches_and_holds_the_target(liquid_frame, tmp_path, thermos
 def test_energy_rescaling_holds_energy_and_momentum(liquid_frame, tmp_path):
   q, p, box = _liquid(liquid_frame)
   p = p + np.array([0.02, -0.01, 0.005])   # nonzero centre-of-mass momentum
-  heating = _scaled(rollout.verlet_propagator(4.0), 1.002, "heating")
+  heating = _scaled(_verlet(4.0), 1.002, "heating")
   settings = rollout.Settings(energy_rescale=True, write_every=25)
   result = rollout.Rollout(heating, settings).run(q, p, box, 100, str(tmp_path),
                                                    progress=False)
   assert result.failure is None
-  report = validation.dataset.read_json(os.path.join(str(tmp_path), rollout.REPORT))
+  report = dataset.read_json(os.path.join(str(tmp_path), rollout.REPORT))
   e0 = report["initial_total_energy_kcal_mol"]
-  total = result.thermo[:, 5]
+  total = result.thermo["total_kcal_mol"]
   # Rescaling is exact in float64; float32 precision (1e-7 relative) is the bar.
   np.testing.assert_allclose(total, e0, rtol=1e-7)
-  alpha = result.thermo[:, 8]
+  alpha = result.thermo["alpha"]
   assert np.all(alpha < 1.0) and np.all(alpha > 0.99)    # it removes the heating
   p0 = np.linalg.norm(p.sum(0))
   # The rescaling itself keeps P exactly (see the unit test below); the float32
   # Δp of the propagator moves P by float32 rounding, ~1e-7 relative per step.
-  np.testing.assert_allclose(result.thermo[:, 6], p0, rtol=2e-6)
+  np.testing.assert_allclose(result.thermo["momentum_norm"], p0, rtol=2e-6)
   # Without rescaling the same propagator heats up.
   free = rollout.Rollout(heating, rollout.Settings(write_every=25)).run(
       q, p, box, 100, str(tmp_path / "free"), progress=False)
-  assert free.thermo[-1, 2] > 1.15 * free.thermo[0, 2]
+  assert free.thermo["temperature_K"][-1] > 1.15 * free.thermo["temperature_K"][0]
 
 
 def test_rescale_to_energy_infeasible_and_clipped():
@@ -88,25 +97,25 @@ def test_rescale_to_energy_infeasible_and_clipped():
   k = float(integrate.kinetic_energy(p, MASS))
   com = p.numpy().mean(0)
   # Exact case: target reachable within bounds.
-  out, alpha, infeasible, clipped = rollout.rescale_to_energy(
+  out, alpha, infeasible, clipped = integrate.rescale_to_energy(
       p, MASS, tf.constant(-10.0, tf.float64), tf.constant(k - 10.0 - 0.01 * k, tf.float64),
       (0.9, 1.1))
   assert not bool(infeasible) and not bool(clipped)
   assert abs(float(integrate.kinetic_energy(out, MASS)) - 0.99 * k) < 1e-9 * k
   np.testing.assert_allclose(out.numpy().mean(0), com, rtol=1e-12)
   # Potential above the target: infeasible, α takes the lower bound.
-  out, alpha, infeasible, clipped = rollout.rescale_to_energy(
+  out, alpha, infeasible, clipped = integrate.rescale_to_energy(
       p, MASS, tf.constant(100.0, tf.float64), tf.constant(50.0, tf.float64), (0.9, 1.1))
   assert bool(infeasible) and float(alpha) == 0.9
   # Reachable but beyond the bounds: clipped.
-  _, alpha, infeasible, clipped = rollout.rescale_to_energy(
+  _, alpha, infeasible, clipped = integrate.rescale_to_energy(
       p, MASS, tf.constant(0.0, tf.float64), tf.constant(3.0 * k, tf.float64), (0.9, 1.1))
   assert bool(clipped) and not bool(infeasible) and float(alpha) == 1.1
 
 
 def test_blow_up_is_detected_and_not_written(liquid_frame, tmp_path):
   q, p, box = _liquid(liquid_frame)
-  exploding = _scaled(rollout.verlet_propagator(4.0), 1.5, "exploding")  # T × 2.25 per step
+  exploding = _scaled(_verlet(4.0), 1.5, "exploding")  # T × 2.25 per step
   result = rollout.Rollout(exploding, rollout.Settings(write_every=1)).run(
       q, p, box, 20, str(tmp_path), progress=False)
   assert result.failure is not None and "temperature" in result.failure.reason
@@ -116,9 +125,9 @@ def test_blow_up_is_detected_and_not_written(liquid_frame, tmp_path):
   # Two atoms planted 2 Å apart: the closest-pair check fires at once.
   q2 = q.copy()
   q2[1] = q2[0] + np.array([2.0, 0.0, 0.0])
-  still = rollout.Propagator(
+  still = propagators.Propagator(
       lambda q, p, box, nl, capacity: (tf.zeros_like(q), tf.zeros_like(p), tf.constant(False)),
-      4.0, 7.0, MASS, True, "still")
+      4.0, 7.0, MASS, LJ, True, "still")
   result = rollout.Rollout(still, rollout.Settings()).run(q2, p, box, 5, str(tmp_path / "b"),
                                                           progress=False)
   assert result.failure.step == 1 and "apart" in result.failure.reason
@@ -127,7 +136,7 @@ def test_blow_up_is_detected_and_not_written(liquid_frame, tmp_path):
 def test_resume_after_kill_gives_the_same_trajectory(liquid_frame, tmp_path):
   q, p, box = _liquid(liquid_frame)
   settings = rollout.Settings(thermostat="csvr", temperature=90.0, tau_fs=50.0, write_every=5)
-  prop = rollout.verlet_propagator(8.0)
+  prop = _verlet(8.0)
   full = str(tmp_path / "full")
   rollout.Rollout(prop, settings).run(q, p, box, 30, full, progress=False)
   killed = str(tmp_path / "killed")
@@ -164,15 +173,16 @@ def test_model_rollout_equals_exported_signatures(exported_model, liquid_frame, 
   model, work, path = exported_model
   q, p, box = _liquid(liquid_frame)
   runs = {}
-  for name, prop in (("model", validation.propagator_for(work)),
-                     ("saved", validation.propagator_for(os.path.dirname(path)))):
+  for name, prop in (("model", propagators.from_path(work)),
+                     ("saved", propagators.from_path(os.path.dirname(path)))):
     # A barely trained model heats up: widen the failure window, compare numerics.
     loose = rollout.Settings(write_every=10, temperature_factor=100.0, min_distance=1.0)
     res = rollout.Rollout(prop, loose).run(
         q, p, box, 10, str(tmp_path / name), progress=False)
     runs[name] = extxyz.read_frames(str(tmp_path / name / rollout.TRAJECTORY))
     assert res.failure is None
-  module = signatures.StepModule(model, 200, 64)
+  module = signatures.StepModule(
+      model, capacity.Capacity.from_spec(partition.NeighborSpec(7.0, 0.0, 200, 64)))
   out = module.rollout(tf.constant(q, tf.float32), tf.constant(p, tf.float32),
                        tf.constant(box, tf.float32), tf.constant(10))
   for name, (_, qs, ps, _) in runs.items():
@@ -240,13 +250,14 @@ def test_capacity_overflow_grows_and_repeats_the_chunk(liquid_frame, tmp_path):
   """A roll-out started with far too small capacities regrows them and gives the
   same trajectory as one with ample capacities (nothing is truncated)."""
   q, p, box = _liquid(liquid_frame)
-  prop = rollout.verlet_propagator(8.0)
+  prop = _verlet(8.0)
   ample = rollout.Rollout(prop, rollout.Settings(write_every=5))
   ample.run(q, p, box, 10, str(tmp_path / "ample"), progress=False)
   tight = rollout.Rollout(prop, rollout.Settings(write_every=5))
   tight._allocate(q, box)  # pylint: disable=protected-access
   tight.capacity = tight.capacity._replace(
-      spec=tight.capacity.spec._replace(max_neighbors=4, cell_capacity=2), max_edges=10)
+      spec=tight.capacity.spec._replace(max_neighbors=4, cell_capacity=2),
+      edges_per_atom=10 / len(q))
   tight.run(q, p, box, 10, str(tmp_path / "tight"), progress=False)
   assert tight.capacity.spec.max_neighbors > ample.capacity.spec.max_neighbors * 0.5
   a = extxyz.read_frames(str(tmp_path / "ample" / rollout.TRAJECTORY))

@@ -21,7 +21,6 @@ import numpy as np
 
 from mdnet_tf import errors
 from mdnet_tf import io_utils
-from mdnet_tf import units
 from mdnet_tf.data import dump
 
 FIELDS = ("positions", "momenta", "next_positions", "next_momenta", "box",
@@ -62,7 +61,7 @@ def frame_times(preset, seed):
   return np.sort(rng.choice(candidates, preset.frames_per_trajectory, replace=False))
 
 
-def _pairs_of(frames, times, dt_fs, traj_index):
+def _pairs_of(frames, times, dt_fs, traj_index, mass):
   by_time = {f.timestep: f for f in frames}
   out = {k: [] for k in FIELDS}
   for t in times.tolist():
@@ -71,9 +70,9 @@ def _pairs_of(frames, times, dt_fs, traj_index):
     a, b = by_time[t], by_time[t + dt_fs]
     for rev, (s, e, sign) in enumerate([(a, b, 1.0), (b, a, -1.0)]):
       out["positions"].append(s.positions)
-      out["momenta"].append(sign * s.velocities * units.ARGON_MASS)
+      out["momenta"].append(sign * s.velocities * mass)
       out["next_positions"].append(e.positions)
-      out["next_momenta"].append(sign * e.velocities * units.ARGON_MASS)
+      out["next_momenta"].append(sign * e.velocities * mass)
       out["box"].append(s.box)
       out["trajectory"].append(traj_index)
       out["time_fs"].append(float(t))
@@ -81,8 +80,9 @@ def _pairs_of(frames, times, dt_fs, traj_index):
   return out
 
 
-def build_pairs(out_dir, preset, records):
-  """Writes pairs/<split>.npz from the trajectory dumps; returns their summary."""
+def build_pairs(out_dir, preset, records, mass):
+  """Writes pairs/<split>.npz from the trajectory dumps (atoms of `mass`
+  g/mol; momenta = mass × velocities); returns their summary."""
   collected = {}
   for index, record in enumerate(records):
     if record["kind"] != "nve":
@@ -91,7 +91,7 @@ def build_pairs(out_dir, preset, records):
     times = frame_times(preset, record["seeds"]["frames"])
     record["frame_times_fs"] = times.tolist()
     for dt in preset.dts_fs:
-      pairs = _pairs_of(frames, times, dt, index)
+      pairs = _pairs_of(frames, times, dt, index, mass)
       keep_reversed = record["split"] == "train"
       for field, values in pairs.items():
         values = [v for v, r in zip(values, pairs["reversed"]) if keep_reversed or not r]
@@ -144,6 +144,31 @@ def load_pairs(data_dir, split, dt_fs, verify=True):
       return FramePairs(int(dt_fs), *[data[f"dt{dt_fs}_{k}"] for k in FIELDS])
   except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
     raise errors.DatasetError(f"cannot read {path}: {e}") from e
+
+
+def pairs_from_dump(paths, dt_fs, mass, timestep_fs=1.0):
+  """FramePairs (t, t + dt) from LAMMPS dumps (real units, atoms of `mass` g/mol).
+
+  `paths` is one dump or a list (e.g. a pair of files, the state at t and the
+  state at t + dt); frames are matched by timestep × timestep_fs.
+  """
+  paths = [paths] if isinstance(paths, str) else list(paths)
+  frames = [f for path in paths for f in dump.read_dump(path)]
+  path = ", ".join(paths)
+  if any(f.velocities is None for f in frames):
+    raise errors.DumpFormatError(f"{path}: velocities (vx vy vz) are needed")
+  by_time = {round(f.timestep * timestep_fs, 6): f for f in frames}
+  starts = [t for t in sorted(by_time) if round(t + dt_fs, 6) in by_time]
+  if not starts:
+    raise errors.InputError(f"{path} has no two frames {dt_fs} fs apart "
+                            f"(timestep {timestep_fs} fs)")
+  a = [by_time[t] for t in starts]
+  b = [by_time[round(t + dt_fs, 6)] for t in starts]
+  return FramePairs(
+      int(dt_fs), np.stack([f.positions for f in a]),
+      np.stack([f.velocities * mass for f in a]), np.stack([f.positions for f in b]),
+      np.stack([f.velocities * mass for f in b]), np.stack([f.box for f in a]),
+      np.zeros(len(a), np.int64), np.array(starts), np.zeros(len(a), bool))
 
 
 def tf_dataset(pairs, shuffle_seed=None):

@@ -31,6 +31,10 @@ from mdnet_tf.data import presets
 
 SPLITS = ("train", "test", "validation")
 FORMAT = "mdnet_tf-dataset-v1"
+# The system every preset simulates (the paper's argon); recorded in the
+# manifest, from which models, baselines and analyses read it.
+MASS = units.ARGON_MASS
+POTENTIAL = potentials.LennardJones()
 
 
 class TrajectoryJob(NamedTuple):
@@ -118,16 +122,16 @@ def generate(preset_name="small", out_dir="data/small", seed=0, workers=None,
         records[job.name] = record
         bar.update(1)
     bar.close()
-  pairs = dataset.build_pairs(out_dir, preset, [records[j.name] for j in all_jobs])
+  pairs = dataset.build_pairs(out_dir, preset, [records[j.name] for j in all_jobs], MASS)
   manifest = {
       "format": FORMAT,
       "protocol": ("random start (no overlaps, short minimization) -> NPT 80 K 1 bar "
                    "(Nose-Hoover) -> NVT 80 K -> NVE, 1 fs velocity Verlet (LAMMPS); "
                    "only the NVE stage is used; time-reversed pairs added to train"),
       "preset": preset.to_json(), "seed": seed, "lammps_version": lammps_version,
-      "num_atoms": preset.num_atoms, "mass_amu": units.ARGON_MASS,
+      "num_atoms": preset.num_atoms, "mass_amu": MASS,
       "units": units.UNITS, "unit_style": units.UNIT_STYLE,
-      "potential": potentials.LennardJones()._asdict(),
+      "potential": POTENTIAL._asdict(),
       "split": {s: [j.name for j in all_jobs if j.split == s] for s in SPLITS},
       "trajectories": [records[j.name] for j in all_jobs],
       "pairs": pairs,

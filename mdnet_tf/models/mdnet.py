@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from mdnet_tf import errors
+from mdnet_tf import potentials
 from mdnet_tf import units
 from mdnet_tf.models import mlp
 from mdnet_tf.models import normalization
@@ -39,10 +40,21 @@ NUM_EDGE_FEATURES = 7
 
 @dataclasses.dataclass(frozen=True)
 class MDNetConfig:
+  """What a trained model is: its Δt, system and architecture (model_config.json).
+
+  The physics fields come from the training data's manifest: dt_fs (fs),
+  cutoff_angstrom (graph radius r_c, Å), mass_amu (g/mol), lj_epsilon
+  (kcal/mol) and lj_sigma (Å) of the system's Lennard-Jones potential (configs
+  written before these two fields existed were argon, their default). Every
+  consumer of a model (roll-outs, Verlet baselines, tailoring, export) reads
+  them from here.
+  """
   dt_fs: float
   stats: normalization.NormStats
   cutoff_angstrom: float = units.ARGON_CUTOFF
   mass_amu: float = units.ARGON_MASS
+  lj_epsilon: float = units.ARGON_EPSILON
+  lj_sigma: float = units.ARGON_SIGMA
   unit_style: str = units.UNIT_STYLE
   m2: int = 32
   edge_hidden: int = 40
@@ -62,6 +74,16 @@ class MDNetConfig:
     d = dict(d)
     d["stats"] = normalization.NormStats.from_json(d["stats"])
     return cls(**d)
+
+  def lj(self, shift=False):
+    """The system's Lennard-Jones potential (cutoff = the graph radius)."""
+    return potentials.LennardJones(self.lj_epsilon, self.lj_sigma, self.cutoff_angstrom, shift)
+
+  @property
+  def name(self):
+    """A short label of the model: family, tailoring and Δt (e.g. mdnet_dt16)."""
+    tailor = "" if self.tailor == "none" else f"_tailor_{self.tailor}"
+    return f"{self.model}{tailor}_dt{self.dt_fs:g}"
 
   def dumps(self):
     return json.dumps(self.to_json(), indent=2, sort_keys=True)
@@ -123,12 +145,6 @@ class MDNet(tf.Module):
     dq = delta[:, :3] * c.stats.dq_scale + momenta * (c.dt_fs / c.mass_amu)
     dp_atoms = delta[:, 3:] * c.stats.dp_scale
     return dq, dp_atoms
-
-
-def apply_update(positions, momenta, dq, dp):
-  """q + Δq, p + Δp in the dtype of the inputs (pass float64 q to keep 1e-5 Å)."""
-  return (positions + tf.cast(dq, positions.dtype),
-          momenta + tf.cast(dp, momenta.dtype))
 
 
 def count_parameters(module):

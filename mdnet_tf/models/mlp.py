@@ -3,32 +3,34 @@
 `substitute({variable.ref(): tensor})` makes every MLP use the given tensors in
 place of those variables while the context is open: this is how tailoring
 (tailoring.py) evaluates a model at adapted weights θ' = θ − α∇L and still
-differentiates through θ'.
+differentiates through θ'. The substitutes live in a context variable holding
+an immutable mapping: scoped to the `with` block and to the calling thread (or
+task), so concurrent predictions never see each other's weights.
 """
 
 import contextlib
+import contextvars
+import types
 
 import numpy as np
 import tensorflow as tf
 
-_SUBSTITUTES = {}
+_SUBSTITUTES = contextvars.ContextVar("mlp_substitutes", default=types.MappingProxyType({}))
 
 
 @contextlib.contextmanager
 def substitute(values):
   """Within the context, MLPs read `values[v.ref()]` instead of variable v."""
-  previous = dict(_SUBSTITUTES)
-  _SUBSTITUTES.update(values)
+  token = _SUBSTITUTES.set(types.MappingProxyType({**_SUBSTITUTES.get(), **values}))
   try:
     yield
   finally:
-    _SUBSTITUTES.clear()
-    _SUBSTITUTES.update(previous)
+    _SUBSTITUTES.reset(token)
 
 
 def value(variable):
   """The variable, or its substitute inside `substitute(...)`."""
-  return _SUBSTITUTES.get(variable.ref(), variable)
+  return _SUBSTITUTES.get().get(variable.ref(), variable)
 
 ACTIVATIONS = {"relu": tf.nn.relu, "swish": tf.nn.silu, "sigmoid": tf.nn.sigmoid}
 

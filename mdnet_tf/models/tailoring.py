@@ -34,11 +34,11 @@ def make_quantity_net(seed=0):
 
 
 def _potential_per_atom(q, p, box, graph, ops, num_atoms, lj):
+  """LJ energy per atom over the graph's directed edges (each pair twice)."""
   d, _ = ops.edge_differences(graph, q, p, box)
   r2 = tf.reduce_sum(d * d, -1)
   within = (r2 > 0) & (r2 < lj.cutoff ** 2)
-  s6 = (lj.sigma ** 2 / tf.where(within, r2, tf.ones_like(r2))) ** 3
-  pair = tf.where(within, 4.0 * lj.epsilon * (s6 * s6 - s6), tf.zeros_like(r2))
+  pair = potentials.pair_energy(r2, within, lj)
   return 0.5 * tf.reduce_sum(pair) / tf.cast(num_atoms, q.dtype)
 
 
@@ -49,7 +49,7 @@ def quantity(model, q, p, box, graph, ops):
   if c.tailor == "temperature":
     return tf.reshape(integrate.temperature(p, c.mass_amu) / 100.0, [1])
   if c.tailor == "energy":
-    lj = potentials.LennardJones(cutoff=c.cutoff_angstrom)
+    lj = c.lj()
     kinetic = integrate.kinetic_energy(p, c.mass_amu) / tf.cast(n, q.dtype)
     return tf.reshape(kinetic + _potential_per_atom(q, p, box, graph, ops, n, lj), [1])
   if c.tailor == "learned":

@@ -1,0 +1,273 @@
+"""Tables and summaries: Markdown (and JSON) of Table 1, Figure 2, stability,
+error against cost, Table 2, roll-out summaries and model cards.
+
+Inputs are the plain dicts the studies and benchmarks produce (what their JSON
+files hold); every value is read by name. Plots live in plots.py.
+"""
+
+import os
+
+from mdnet_tf import io_utils
+from mdnet_tf import paper
+
+
+def by_dt(rows):
+  """A {name: entry} dict ordered by Δt. Entries carry "dt_fs" (Figure 2:
+  in each variant's metrics), results keyed by Δt use the key itself."""
+  def dt_of(item):
+    key, value = item
+    if isinstance(value, dict):
+      if "dt_fs" in value:
+        return float(value["dt_fs"])
+      for v in value.values():
+        if isinstance(v, dict) and "dt_fs" in v:
+          return float(v["dt_fs"])
+    return float(key)
+  return dict(sorted(rows.items(), key=dt_of))
+
+
+# -- Table 1 ----------------------------------------------------------------------
+
+
+def _cell(cell):
+  return "—" if cell is None else f"{cell[0]:.2e} / {cell[1]:.2e}"
+
+
+def write_table1(results, out_dir, source):
+  """results: {label: {dt: (pos, vel) or None}} -> table1.md and table1.json."""
+  dts = sorted({dt for r in results.values() for dt in r})
+  methods = list(results)
+  lines = [f"# Table 1: one-step RMSE, positions Å / velocities Å/fs ({source})", "",
+           "| Δt [fs] | " + " | ".join(f"{m} (ours)" for m in methods)
+           + " | " + " | ".join(f"{m} (paper)" for m in paper.TABLE1) + " |",
+           "|---" * (1 + len(methods) + len(paper.TABLE1)) + "|"]
+  for dt in dts:
+    ours = [_cell(results[m].get(dt)) for m in methods]
+    theirs = [_cell(paper.TABLE1[m].get(dt)) for m in paper.TABLE1]
+    lines.append(f"| {dt} | " + " | ".join(ours) + " | " + " | ".join(theirs) + " |")
+  io_utils.write_text(os.path.join(out_dir, "table1.md"), "\n".join(lines) + "\n")
+  io_utils.write_json(os.path.join(out_dir, "table1.json"), {
+      "source": source, "units": {"positions": "angstrom", "velocities": "angstrom/fs"},
+      "ours": {m: {str(dt): v for dt, v in r.items()} for m, r in results.items()},
+      "paper": {m: {str(dt): v for dt, v in r.items()} for m, r in paper.TABLE1.items()}})
+  return "\n".join(lines)
+
+
+# -- Figure 2 ---------------------------------------------------------------------
+
+
+def figure2_rows(result, variants):
+  """Flat rows (system, model, variant, metrics, comparison) of a figure2.json dict."""
+  rows = []
+  for system, entry in sorted(result.items(), key=lambda kv: kv[1]["num_atoms"]):
+    rows.append((system, "LAMMPS 1 fs", "NVT (NH)", entry["lammps"], None))
+    for name, measured in by_dt(entry["models"]).items():
+      for variant in [v for v in variants if v in measured]:
+        m = measured[variant]
+        rows.append((system, name, variant, m, m.get("vs_lammps")))
+  return rows
+
+
+def figure2_markdown(result, variants):
+  """The Figure 2 numbers as a Markdown table (variants: the known names, in order)."""
+  lines = ["| system | model | variant | status | max abs Δg | 1st peak Å (g) | D 1e-5 cm²/s "
+           "(rel. err.) | T K (std) | drift kcal/mol/atom/ns |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for system, name, variant, m, c in figure2_rows(result, variants):
+    status = m.get("status", "ok")
+    drift = m.get("energy_drift_kcal_mol_atom_ns")
+    drift = "—" if drift is None else format(drift, ".3g")
+    temperature = f"{m['temperature_mean_K']:.1f} ({m['temperature_std_K']:.1f})"
+    if "rdf" not in m:
+      lines.append(f"| {system} | {name} | {variant} | {status} | | | | {temperature} | {drift} |")
+      continue
+    rel = "" if c is None else f" ({c['diffusion_relative_error']:+.0%})"
+    lines.append(
+        f"| {system} | {name} | {variant} | {status} | "
+        f"{'—' if c is None else format(c['rdf_max_abs_diff'], '.3f')} | "
+        f"{m['rdf_first_peak_A']:.2f} ({m['rdf_first_peak_height']:.2f}) | "
+        f"{m['diffusion_cm2_per_s'] * 1e5:.2f}{rel} | {temperature} | {drift} |")
+  lines.append("")
+  for system, entry in result.items():
+    noise = entry["lammps"].get("noise")
+    if noise:
+      lines.append(f"- {system} ({entry['num_atoms']} atoms): the LAMMPS reference against "
+                   f"itself — max |Δg| {noise['rdf_max_abs_diff_between_windows']:.3f} between "
+                   f"its 8-frame RDF windows ending at half time and at the end; D from the "
+                   f"two halves of its MSD differs by "
+                   f"{noise['diffusion_relative_diff_between_halves']:+.0%}.")
+  return "\n".join(lines) + "\n"
+
+
+# -- stability --------------------------------------------------------------------
+
+
+def stability_markdown(results):
+  """results: {model name: {variant: stability record}} -> Markdown."""
+  lines = ["# Roll-out stability (`python launch/stability.py`)\n",
+           "| model | variant | simulated | outcome | T mean (min–max) K | E/N start → end "
+           "kcal/mol | rescale infeasible/clipped |", "|---|---|---|---|---|---|---|"]
+  for name, variants in by_dt(results).items():
+    for variant, r in variants.items():
+      f = r["failure"]
+      outcome = ("reached target" if r["reached_target"] else
+                 f"FAILED: {f['reason']}" if f else "no failure (budget ended)")
+      lo, hi = r["temperature_min_max_K"]
+      e0, e1 = r["total_energy_per_atom_start_end"]
+      lines.append(f"| {name} | {variant} | {r['simulated_fs'] / 1000:g} ps | {outcome} | "
+                   f"{r['temperature_mean_K']:.1f} ({lo:.1f}–{hi:.1f}) | {e0:.4f} → {e1:.4f} | "
+                   f"{r['infeasible_rescales']}/{r['clipped_rescales']} |")
+  return "\n".join(lines) + "\n"
+
+
+# -- error against cost -----------------------------------------------------------
+
+
+def error_cost_markdown(r):
+  lines = ["# Error against cost (`python launch/error_cost.py`)", "",
+           f"{r['num_atoms']} atoms, errors vs LAMMPS 1 fs averaged over "
+           f"{len(r['starts_fs'])} starts; roll-out error after {r['horizon_fs']:g} fs. "
+           f"Largest stable Verlet Δt: {r['verlet_largest_stable_dt_fs']} fs. LAMMPS at 1 fs "
+           f"(the reference, one core): {r['lammps_1fs_serial_s_per_ps']:.3g} s per ps.", "",
+           "| method | Δt fs | one-step RMSE Å | roll-out RMSE Å | s per simulated ps | "
+           "stability (NVE) |", "|---|---|---|---|---|---|"]
+  for name, rows in (("Verlet", by_dt(r["verlet"])), ("MDNet", by_dt(r["mdnet"]))):
+    for dt, v in rows.items():
+      stab = "—"
+      if "stable" in v:
+        drift = v["drift_kcal_mol_atom_ns"]
+        stab = ("stable" if v["stable"] else f"unstable ({v['note']})") + (
+            "" if drift is None else f", drift {drift:.3g} kcal/mol/atom/ns")
+      long = "—" if v["rollout_rmse_A"] is None else f"{v['rollout_rmse_A']:.3g}"
+      lines.append(f"| {name} | {dt} | {v['one_step_rmse_A']:.3g} | {long} | "
+                   f"{v['s_per_ps']:.3g} | {stab} |")
+  return "\n".join(lines) + "\n"
+
+
+# -- Table 2 ----------------------------------------------------------------------
+
+
+def table2_markdown(r, big):
+  """Table 2, the targets, scaling and training speed as Markdown."""
+  m = r["mdnet"]
+  lmp2 = r["lammps_1fs_2threads_s_per_step"]
+  lines = [
+      f"# Table 2 on this machine (`python launch/benchmark.py{' --quick' if r['quick'] else ''}`)",
+      "", f"{r['num_atoms']} atoms; {r['machine']}; medians after warm-up; "
+      f"run took {r['wall_seconds'] / 60:.1f} min.", "",
+      "| method | s per step | s per simulated fs | paper (Tesla P4) s per step |",
+      "|---|---|---|---|",
+      f"| LAMMPS 1 fs, 1 core | {r['lammps_1fs_serial_s_per_step']:.2e} | "
+      f"{r['lammps_1fs_serial_s_per_step']:.2e} | — |",
+      f"| LAMMPS 1 fs, 2 OpenMP threads | {lmp2:.2e} | {lmp2:.2e} | — |",
+      f"| TF Verlet 1 fs (XLA) | {r['verlet_1fs_s_per_step']:.2e} | "
+      f"{r['verlet_1fs_s_per_step']:.2e} | {paper.TABLE2['verlet_1fs_s_per_step']:.2e} |",
+      f"| TF Verlet {r['verlet_stable_dt_fs']:g} fs (largest stable) | "
+      f"{r['verlet_stable_s_per_step']:.2e} | "
+      f"{r['verlet_stable_s_per_step'] / r['verlet_stable_dt_fs']:.2e} | — |"]
+  for dt, e in by_dt(m).items():
+    theirs = paper.TABLE2.get(f"mdnet{dt}_s_per_step")
+    lines.append(f"| MDNet {dt} fs, XLA (neighbors + model) | {e['step_s']:.2e} | "
+                 f"{e['step_s_per_fs']:.2e} | {'—' if theirs is None else f'{theirs:.2e}'} |")
+    lines.append(f"| MDNet {dt} fs, DGL forward (eager) | {e['dgl_forward_s']:.2e} | "
+                 f"{e['dgl_forward_s'] / float(dt):.2e} | |")
+  s = r["served"]
+  lines += [
+      f"| MDNet {big} fs served, `rollout` ({s['steps_per_call']} steps/call) | "
+      f"{s['served_rollout']:.2e} | {s['served_rollout'] / float(big):.2e} | |",
+      f"| MDNet {big} fs served, single steps | {s['served_single_step']:.2e} | "
+      f"{s['served_single_step'] / float(big):.2e} | |", "",
+      "## Targets", "", "| target | measured | met |", "|---|---|---|"]
+  frac = min(e["matmul_fraction"] for e in m.values())
+  speed = min(e["xla_speedup_over_dgl"] for e in m.values())
+  lines.append(f"| MDNet forward ≥ 70% of dense matmul ({r['matmul_gflops']:.0f} GFLOP/s) | "
+               f"{frac:.0%} (worst Δt) | {'yes' if frac >= 0.7 else 'no'} |")
+  lines.append(f"| XLA ≥ 2× DGL (forward) | {speed:.2f}× (worst Δt) | "
+               f"{'yes' if speed >= 2 else 'no'} |")
+  if "ratio_32000_over_4000" in r:
+    ratio = r["ratio_32000_over_4000"]
+    lines.append(f"| t(32000) / t(4000) ≤ 8.8 | {ratio:.2f} | {'yes' if ratio <= 8.8 else 'no'} |")
+  over = s["rollout_overhead_vs_in_process_savedmodel"]
+  lines.append(f"| served `rollout` within 10% of in-process (same SavedModel) | {over:+.1%} | "
+               f"{'yes' if over <= 0.1 else 'no'} |")
+  lines.append(f"| served `rollout` vs in-process XLA loop | "
+               f"{s['rollout_overhead_vs_xla_loop']:+.1%} | (information) |")
+  per_fs = m[big]["step_s_per_fs"]
+  lines.append(f"| MDNet {big} fs cheaper per fs than LAMMPS 1 fs (same 2 cores) | "
+               f"{lmp2 / per_fs:.2f}× LAMMPS speed | {'yes' if per_fs < lmp2 else 'no'} |")
+  lines.append(f"| stretch: 12× faster per fs than TF Verlet 1 fs | "
+               f"{r['verlet_1fs_s_per_step'] / per_fs:.1f}× | "
+               f"{'yes' if r['verlet_1fs_s_per_step'] / per_fs >= 12 else 'no'} |")
+  lines += ["", "## Scaling (MDNet step: neighbor search + graph + model, XLA)", "",
+            "| atoms | edges | step s | forward s | neighbor share |", "|---|---|---|---|---|"]
+  for row in r["scaling"]:
+    lines.append(f"| {row['num_atoms']} | {row['edges']} | {row['step_s']:.3e} | "
+                 f"{row['forward_s']:.3e} | {row['neighbor_share']:.0%} |")
+  lines += ["", "## Training (batch 1, XLA path)", "", "| preset | s per step | frames per s |",
+            "|---|---|---|"]
+  for preset, t in r["training"].items():
+    lines.append(f"| {preset} | {t['s_per_step']:.3f} | {t['frames_per_s']:.1f} |")
+  return "\n".join(lines) + "\n"
+
+
+# -- roll-outs and model cards ----------------------------------------------------
+
+
+def describe_rollout(result, dt_fs, num_atoms):
+  """A few lines summarizing a rollout.Result for the terminal."""
+  th = result.thermo
+  lines = [f"roll-out: {result.steps_done} steps of {dt_fs:g} fs = "
+           f"{result.steps_done * dt_fs / 1000:g} ps, {num_atoms} atoms → {result.out_dir}"]
+  if len(th):
+    total, temps = th["total_kcal_mol"], th["temperature_K"]
+    drift = (total[-1] - total[0]) / num_atoms
+    lines.append(f"  T mean {temps.mean():.2f} K (std {temps.std():.2f}); "
+                 f"E_total per atom {total[0] / num_atoms:.5f} → {total[-1] / num_atoms:.5f} "
+                 f"kcal/mol (Δ {drift:+.2e}); max |P| {th['momentum_norm'].max():.2e} "
+                 f"g/mol·Å/fs; closest pair {th['min_distance_A'].min():.3f} Å")
+    lines.append(f"  rescaling: {int(th['infeasible'].sum())} infeasible, "
+                 f"{int(th['clipped'].sum())} clipped steps")
+  lines.append(f"  wall {result.seconds:.1f} s this call")
+  if result.failure is not None:
+    f = result.failure
+    lines.append(f"  FAILED at step {f.step} (t = {f.time_fs:g} fs): {f.reason}. "
+                 f"Frames up to the last good chunk are in the trajectory; see report.json.")
+  return "\n".join(lines)
+
+
+def model_card(config, run, parameters, checkpoint, split, num_pairs, rmse, verlet_rmse,
+               out_dir):
+  """MODEL_CARD.md text of a published model (see launch/publish_model.py).
+
+  run: the training run's run.json (command, data, time, optional "note" on the
+  conditions it ran under).  rmse, verlet_rmse: (positions Å, velocities Å/fs).
+  """
+  dt = int(config.dt_fs)
+  label = paper.family_label(config.model)
+  theirs = paper.table1_row(config.model, dt)
+  paper_row = (f"| {label} (paper) | {theirs[0]:.2e} | {theirs[1]:.2e} |\n" if theirs else
+               f"| {label} (paper) | — | — |\n")
+  options = run.get("options", {})
+  hours = run.get("train_seconds_total", 0.0) / 3600
+  note = f" {run['note']}" if run.get("note") else ""
+  return f"""# {config.name}
+
+- Command: `{run.get('command', '?')}`
+- Data: preset `{run.get('preset', '?')}` (seed {run.get('data_seed', '?')}), \
+{run.get('train_pairs', '?')} training pairs (forward and time-reversed), LAMMPS ground truth;
+  see the dataset's manifest.json.
+- Model: {parameters} parameters; m2 = {config.m2}; cutoff {config.cutoff_angstrom} Å;
+  mass {config.mass_amu} g/mol; LJ ε = {config.lj_epsilon} kcal/mol, σ = {config.lj_sigma} Å;
+  units `{config.unit_style}`; normalization statistics in model_config.json.
+- Training: {run.get('steps_done', '?')} steps of batch size {options.get('batch_size', 1)} \
+(message passing: {options.get('graph_backend', '?')}), {hours:.2f} h of training time;
+  best checkpoint on validation loss (`{os.path.basename(checkpoint)}`).{note}
+- One-step RMSE on the {split} split ({num_pairs} pairs), positions Å / velocities Å/fs:
+
+| | positions [Å] | velocities [Å/fs] |
+|---|---|---|
+| {config.model} (this model) | {rmse[0]:.2e} | {rmse[1]:.2e} |
+| Verlet, one step of {dt} fs | {verlet_rmse[0]:.2e} | {verlet_rmse[1]:.2e} |
+{paper_row}
+Load it with `mdnet_tf.models.io.load("{out_dir}")`.
+"""

@@ -1,0 +1,171 @@
+"""The one step loop: a propagator advanced many steps inside one TF graph.
+
+Roll-outs (rollout.py), the exported signatures (signatures.py) and the
+benchmark (benchmarking.py) all run this loop, so what is timed is what
+ships. One iteration, for step k = step0 + i:
+
+  p ← O(Δt/2) p                      (NVT only; CSVR or Langevin, FlashMD split)
+  Δq, Δp ← propagator(q, p, box, neighbors of q)   in float32
+  q ← q + Δq,  p ← p + Δp            accumulated in float64
+  p ← O(Δt/2) p                      (NVT only)
+  neighbors ← cell list of the new q
+  monitoring (optional): LJ potential U, energy rescaling of p about the
+    centre of mass to the initial total E0 (NVE, optional), kinetic energy,
+    temperature, |Σp|, closest pair; the loop stops after a step whose values
+    are non-finite, whose temperature leaves [t_low, t_high] or whose closest
+    pair is below min_distance.
+
+State: positions [N, 3] Å (unwrapped) and momenta [N, 3] g/mol·Å/fs in
+float64; box [3] Å. Thermostat noise is a stateless function of (seed, k), so
+a loop split into chunks gives the same numbers as one long loop.
+"""
+
+from typing import NamedTuple
+
+import tensorflow as tf
+
+from mdnet_tf import integrate
+from mdnet_tf import partition
+from mdnet_tf import potentials
+from mdnet_tf import space
+
+THERMOSTATS = ("none", "csvr", "langevin")
+# Values recorded per step when monitoring, in this order (thermo.py adds step and time).
+RECORDED = ("temperature_K", "potential_kcal_mol", "kinetic_kcal_mol", "total_kcal_mol",
+            "momentum_norm", "min_distance_A", "alpha", "infeasible", "clipped")
+_SEED_TAG = 0x726f6c
+
+
+class Loop(NamedTuple):
+  """Static description of the loop (part of what a compiled loop is keyed on).
+
+  thermostat: 'none' (NVE), 'csvr' or 'langevin'.
+  energy_rescale: NVE only; hold kinetic + LJ potential at e0 (needs monitor).
+  rescale_bounds: allowed range of the rescaling factor α per step.
+  monitor: compute the per-step values (RECORDED) and stop on failure.
+  record_steps: rows of the per-step record (static; 0 = keep only the last).
+  min_distance: failure below this pair distance, Å.
+  """
+  thermostat: str = "none"
+  energy_rescale: bool = False
+  rescale_bounds: tuple = (0.9, 1.1)
+  monitor: bool = False
+  record_steps: int = 0
+  min_distance: float = 2.5
+
+
+class Dynamic(NamedTuple):
+  """Run-time values of the loop (tensors or numbers).
+
+  step0: index of the first step (thermostat noise).  seed: thermostat seed.
+  temperature: thermostat target, K.  tau_fs: coupling time (CSVR) or
+  1/friction (Langevin), fs.  e0: target total energy, kcal/mol.
+  t_low, t_high: failure bounds on the temperature, K.
+  """
+  step0: object = 0
+  seed: object = 0         # int32 range
+  temperature: object = 80.0
+  tau_fs: object = 1000.0
+  e0: object = 0.0
+  t_low: object = 0.0
+  t_high: object = 1e30
+
+
+class Outcome(NamedTuple):
+  """steps_done [] int32 (< num_steps only after a failure); q, p [N, 3]
+  float64; overflow [] bool (some capacity was too small: the numbers are not
+  to be used); failed [] bool; rows [record_steps or 1, len(RECORDED)] float64
+  (monitoring; the last row is the last step's); neighbors of the final q."""
+  steps_done: tf.Tensor
+  positions: tf.Tensor
+  momenta: tf.Tensor
+  overflow: tf.Tensor
+  failed: tf.Tensor
+  rows: tf.Tensor
+  neighbors: partition.NeighborList
+
+
+def min_pair_distance(positions, box, neighbors, cutoff):
+  """Closest pair distance within `cutoff` (cutoff if none), Å."""
+  n = tf.shape(positions)[0]
+  idx = neighbors.indices
+  other = tf.gather(positions, tf.minimum(idx, n - 1))
+  d = space.displacement(positions[:, None, :], other, tf.cast(box, positions.dtype))
+  r2 = tf.where(idx < n, tf.reduce_sum(d * d, -1), tf.cast(cutoff ** 2, positions.dtype))
+  return tf.sqrt(tf.reduce_min(r2))
+
+
+def _thermostat(loop, dyn, mass, dt_fs):
+  """p, step, half -> p after ½Δt of the loop's thermostat."""
+  def apply(p, step, half):
+    seed = tf.random.experimental.stateless_fold_in(
+        tf.stack([tf.cast(dyn.seed, tf.int32), _SEED_TAG]), 2 * step + half)
+    temperature = tf.cast(dyn.temperature, tf.float64)
+    tau = tf.cast(dyn.tau_fs, tf.float64)
+    if loop.thermostat == "csvr":
+      return integrate.csvr_rescale(p, mass, temperature, 0.5 * dt_fs, tau, seed)
+    return integrate.langevin(p, mass, temperature, 0.5 * dt_fs, tau, seed)
+  return apply
+
+
+def run(propagator, capacity, loop, q, p, box, num_steps, dyn=Dynamic()):
+  """Advances (q, p) by up to num_steps steps of the propagator (see module doc).
+
+  Args:
+    propagator: propagators.Propagator.  capacity: capacity.Capacity.
+    loop: Loop (static).  q, p: [N, 3] float64.  box: [3] float (any dtype).
+    num_steps: [] int32.  dyn: Dynamic.
+  Returns:
+    Outcome.
+  """
+  prop = propagator
+  if loop.thermostat not in THERMOSTATS:
+    raise ValueError(f"thermostat must be one of {THERMOSTATS}, got {loop.thermostat!r}")
+  thermostat = (_thermostat(loop, dyn, prop.mass, prop.dt_fs)
+                if loop.thermostat != "none" else None)
+  box64 = tf.cast(box, tf.float64)
+  box32 = tf.cast(box, tf.float32)
+  step0 = tf.cast(dyn.step0, tf.int32)
+  rows_len = max(1, loop.record_steps)
+  nl0 = partition.build(tf.cast(q, tf.float32), box32, capacity.spec)
+
+  def monitor(q, p, nl):
+    potential, _, _ = potentials.energy_and_forces(q, box64, nl, prop.lj)
+    alpha = tf.ones([], tf.float64)
+    infeasible = clipped = tf.constant(False)
+    if loop.energy_rescale:
+      p, alpha, infeasible, clipped = integrate.rescale_to_energy(
+          p, prop.mass, potential, tf.cast(dyn.e0, tf.float64), loop.rescale_bounds)
+    kinetic = integrate.kinetic_energy(p, prop.mass)
+    temp = integrate.temperature(p, prop.mass)
+    r_min = min_pair_distance(q, box64, nl, prop.lj.cutoff)
+    row = tf.stack([temp, potential, kinetic, potential + kinetic,
+                    tf.norm(tf.reduce_sum(p, 0)), r_min, alpha,
+                    tf.cast(infeasible, tf.float64), tf.cast(clipped, tf.float64)])
+    finite = tf.reduce_all(tf.math.is_finite(row)) & tf.reduce_all(tf.math.is_finite(q))
+    bad = (~finite | (temp < tf.cast(dyn.t_low, tf.float64))
+           | (temp > tf.cast(dyn.t_high, tf.float64)) | (r_min < loop.min_distance))
+    return p, row, bad
+
+  def body(i, q, p, nl, overflow, failed, rows):
+    step = step0 + i
+    if thermostat is not None:
+      p = thermostat(p, step, 0)
+    dq, dp, over = prop.delta(tf.cast(q, tf.float32), tf.cast(p, tf.float32), box32, nl,
+                              capacity)
+    q = q + tf.cast(dq, tf.float64)
+    p = p + tf.cast(dp, tf.float64)
+    if thermostat is not None:
+      p = thermostat(p, step, 1)
+    nl = partition.build(tf.cast(q, tf.float32), box32, capacity.spec)
+    if loop.monitor:
+      p, row, failed = monitor(q, p, nl)
+      slot = tf.minimum(i, rows_len - 1)
+      rows = tf.tensor_scatter_nd_update(rows, [[slot]], row[None])
+    return i + 1, q, p, nl, overflow | over | nl.overflow, failed, rows
+
+  init = (tf.constant(0), tf.cast(q, tf.float64), tf.cast(p, tf.float64), nl0, nl0.overflow,
+          tf.constant(False), tf.zeros([rows_len, len(RECORDED)], tf.float64))
+  i, q, p, nl, overflow, failed, rows = tf.while_loop(
+      lambda i, q, p, nl, overflow, failed, rows: (i < num_steps) & ~failed, body, init)
+  return Outcome(i, q, p, overflow, failed, rows, nl)
