@@ -45,6 +45,10 @@ _BOUNDS = flags.DEFINE_list("rescale_bounds", ["0.9", "1.1"], "Allowed rescaling
 _TAILOR = flags.DEFINE_enum("tailor", "none", ["none", "energy", "temperature"],
                             "Noether tailoring at prediction time (needs a checkpoint).")
 _TAILOR_LR = flags.DEFINE_float("tailor_lr", propagators.TAILOR_LR, "Tailoring step size.")
+_MODE = flags.DEFINE_enum("mode", propagators.DEFAULT_MODE, list(propagators.MODES),
+                          "In-process execution: graph (compact graph, oneDNN) or xla.")
+_PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
+                               "Matmul precision of an in-process model.")
 _EVERY = flags.DEFINE_float("write_every_fs", 128.0, "Frame (and checkpoint) interval, fs.")
 _MIN_DIST = flags.DEFINE_float("min_distance", 2.5, "Failure below this pair distance, Å.")
 _T_FACTOR = flags.DEFINE_float("temperature_factor", 3.0,
@@ -57,7 +61,8 @@ _DUMP = flags.DEFINE_bool("lammps_dump", False, "Also write trajectory.dump (LAM
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  prop = propagators.from_path(_MODEL.value, _TAILOR.value, _TAILOR_LR.value)
+  prop = propagators.from_path(_MODEL.value, _TAILOR.value, _TAILOR_LR.value, _MODE.value,
+                               _PRECISION.value)
   settings = rollout.Settings(
       thermostat=_THERMOSTAT.value, temperature=_TEMPERATURE.value, tau_fs=_TAU.value,
       energy_rescale=_RESCALE.value, rescale_bounds=tuple(float(b) for b in _BOUNDS.value),

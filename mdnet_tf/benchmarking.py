@@ -67,13 +67,50 @@ def tile(positions, momenta, box, reps):
   return q, p, np.asarray(box) * reps
 
 
-def matmul_gflops(rows, inner=200, cols=200, repeats=5):
-  """Dense [rows, inner] × [inner, cols] float32 throughput under XLA, GFLOP/s."""
-  a = tf.random.normal([rows, inner])
-  b = tf.random.normal([inner, cols])
-  fn = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)), jit_compile=True)
-  seconds, _ = median_seconds(lambda: fn(a, b).numpy(), repeats, warmup=2)
-  return 2.0 * rows * inner * cols / seconds / 1e9
+def cpu_has_bf16():
+  """Whether the CPU has native bfloat16 matmul instructions (AVX-512 BF16 or AMX)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      flags = f.read()
+  except OSError:
+    return False
+  return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def matmul_roofline(rows, inner=200, cols=200, repeats=5):
+  """The fastest dense matmul of MDNet's φ_o shape this TensorFlow reaches, GFLOP/s.
+
+  Measures [rows, inner] × [inner, cols] in each execution mode (graph: plain
+  TF graph, i.e. oneDNN; xla: jit_compile) and precision (float32, and
+  bfloat16 where the CPU has native support), both as one matmul and as the
+  three fused MatMul+BiasAdd+ReLU layers φ_o runs; keeps the faster of the two.
+  Returns {"graph/float32": GFLOP/s, "xla/float32": ..., ...}.
+  """
+  out = {}
+  precisions = ["float32"] + (["bfloat16"] if cpu_has_bf16() else [])
+  for precision in precisions:
+    dtype = tf.as_dtype(precision)
+    a = tf.cast(tf.random.normal([rows, inner]), dtype)
+    w = tf.cast(tf.random.normal([inner, cols]) * 0.07, dtype)
+    bias = tf.zeros([cols], dtype)
+
+    def single(a, w):
+      return tf.reduce_sum(tf.cast(tf.matmul(a, w), tf.float32))
+
+    def chain(a, w):
+      x = a
+      for _ in range(3):
+        x = tf.nn.relu(tf.nn.bias_add(tf.matmul(x, w), bias))
+      return tf.reduce_sum(tf.cast(x, tf.float32))
+
+    for mode in ("graph", "xla"):
+      best = 0.0
+      for fn, layers in ((single, 1), (chain, 3)):
+        compiled = tf.function(fn, jit_compile=mode == "xla")
+        seconds, _ = median_seconds(lambda: compiled(a, w).numpy(), repeats, warmup=2)
+        best = max(best, layers * 2.0 * rows * inner * cols / seconds / 1e9)
+      out[f"{mode}/{precision}"] = best
+  return out
 
 
 def mdnet_flops(config, num_atoms, num_edges, aggregation=True):
@@ -89,8 +126,10 @@ def mdnet_flops(config, num_atoms, num_edges, aggregation=True):
 
 
 class ModelTimer:
-  """Compiled pieces of one model on one system (XLA), capacities from the
-  system itself with capacity.py's head-room."""
+  """Compiled pieces of one model on one system, capacities from the system
+  itself with capacity.py's head-room. The step loop is timed in any execution
+  mode (propagators.MODES) and matmul precision; the forward and the neighbor
+  search alone are timed under XLA on the padded graph."""
 
   def __init__(self, model, positions, momenta, box):
     self.model = model
@@ -100,7 +139,7 @@ class ModelTimer:
     self.box = tf.constant(box, tf.float32)
     self.capacity, nl = capacity_lib.Capacity.fit(self.q, self.box, c.cutoff_angstrom)
     self.num_edges = capacity_lib.count_pairs(nl)
-    self.propagator = propagators.model_propagator(model)
+    self._steps = {}
     spec, max_edges = self.capacity.spec, self.capacity.max_edges(len(positions))
 
     def build_graph(q, box):
@@ -112,10 +151,15 @@ class ModelTimer:
     self.forward = tf.function(
         lambda q, p, box, g: models.forward(model, q, p, box, g, segment_ops),
         jit_compile=True)
-    self.steps = tf.function(
-        lambda q, p, box, n: stepping.run(self.propagator, self.capacity, stepping.Loop(),
-                                          q, p, box, n),
-        jit_compile=True)
+
+  def steps(self, mode, precision):
+    """The compiled step loop of one execution mode and precision."""
+    if (mode, precision) not in self._steps:
+      prop = propagators.model_propagator(self.model, mode=mode, precision=precision)
+      self._steps[mode, precision] = tf.function(
+          lambda q, p, box, n: stepping.run(prop, self.capacity, stepping.Loop(), q, p, box, n),
+          jit_compile=prop.jit_compile)
+    return self._steps[mode, precision]
 
   def flops(self):
     return mdnet_flops(self.model.config, int(self.q.shape[0]), self.num_edges)
@@ -131,13 +175,15 @@ class ModelTimer:
     return median_seconds(lambda: self.graph(self.q, self.box)[1].numpy(), repeats,
                           warmup=2)[0]
 
-  def time_steps(self, num_steps, repeats=3):
+  def time_steps(self, num_steps, repeats=3, mode=propagators.DEFAULT_MODE,
+                 precision="float32"):
     """Median seconds per step of the step loop (neighbors + model + float64 update)."""
     n = tf.constant(num_steps)
     q64, p64 = tf.cast(self.q, tf.float64), tf.cast(self.p, tf.float64)
+    steps = self.steps(mode, precision)
 
     def run():
-      if bool(self.steps(q64, p64, self.box, n).overflow):
+      if bool(steps(q64, p64, self.box, n).overflow):
         raise RuntimeError("neighbor list overflow in the benchmark loop")
     return median_seconds(run, repeats, warmup=1)[0] / num_steps
 
@@ -200,8 +246,12 @@ def table2(data_dir, model_paths, quick, scaling_systems, verlet_stable_dt, meas
   r = {"num_atoms": n, "data_dir": data_dir, "machine": machine, "quick": quick,
        "paper_table2_tesla_p4": paper.TABLE2}
   rows = 4000 * 12 if quick else n * 12     # ≈ the edge count of the system
-  r["matmul_gflops"] = matmul_gflops(rows, repeats=repeats)
-  log(f"dense matmul [{rows},200]x[200,200]: {r['matmul_gflops']:.1f} GFLOP/s")
+  r["roofline_gflops"] = roofline = matmul_roofline(rows, repeats=repeats)
+  r["best_matmul_gflops"] = best = {
+      precision: max(v for k, v in roofline.items() if k.endswith(precision))
+      for precision in {k.split("/")[1] for k in roofline}}
+  log(f"dense matmul [{rows},200]x[200,200], GFLOP/s: "
+      + ", ".join(f"{k} {v:.0f}" for k, v in roofline.items()))
 
   steps = 200 if quick else 1000
   r["lammps_1fs_serial_s_per_step"] = lammps_seconds_per_step(q, p, box, mass, lj, steps, 1)
@@ -214,24 +264,29 @@ def table2(data_dir, model_paths, quick, scaling_systems, verlet_stable_dt, meas
       f"{r['lammps_1fs_2threads_s_per_step']:.2e} s (2 threads); TF Verlet 1 fs "
       f"{r['verlet_1fs_s_per_step']:.2e} s")
 
+  variants = [("graph", "float32"), ("xla", "float32")] + (
+      [("graph", "bfloat16")] if "bfloat16" in best else [])
   r["mdnet"] = {}
   for dt, path in sorted(model_paths.items()):
     model, _ = model_io.restore(path)
     timer = ModelTimer(model, q, p, box)
     fwd = timer.time_forward(repeats)
-    entry = {"forward_s": fwd, "neighbors_s": timer.time_neighbors(repeats),
-             "step_s": timer.time_steps(5 if quick else 10, repeats),
+    entry = {"forward_xla_s": fwd, "neighbors_xla_s": timer.time_neighbors(repeats),
              "dgl_forward_s": timer.time_dgl_forward(max(3, repeats // 2)),
-             "edges": timer.num_edges, "flops": timer.flops(), "dt_fs": dt}
-    entry["gflops"] = entry["flops"] / fwd / 1e9
-    entry["matmul_fraction"] = entry["gflops"] / r["matmul_gflops"]
+             "edges": timer.num_edges, "flops": timer.flops(), "dt_fs": dt, "step_s": {},
+             "step_efficiency": {}}
+    for mode, precision in variants:
+      key = f"{mode}/{precision}"
+      step = timer.time_steps(5 if quick else 10, repeats, mode, precision)
+      entry["step_s"][key] = step
+      # Useful FLOPs per second of the whole step over the best matmul of its precision.
+      entry["step_efficiency"][key] = timer.flops() / step / 1e9 / best[precision]
+    entry["forward_xla_efficiency"] = entry["flops"] / fwd / 1e9 / best["float32"]
     entry["xla_speedup_over_dgl"] = entry["dgl_forward_s"] / fwd
-    entry["step_s_per_fs"] = entry["step_s"] / dt
     r["mdnet"][f"{dt:g}"] = entry
-    log(f"MDNet {dt:g} fs: forward {fwd:.3e} s XLA, {entry['dgl_forward_s']:.3e} s DGL "
-        f"({entry['xla_speedup_over_dgl']:.2f}x); step {entry['step_s']:.3e} s "
-        f"(neighbors {entry['neighbors_s']:.2e} s); {entry['gflops']:.1f} GFLOP/s = "
-        f"{entry['matmul_fraction']:.0%} of matmul")
+    log(f"MDNet {dt:g} fs: " + ", ".join(
+        f"step {k} {v:.3e} s ({entry['step_efficiency'][k]:.0%})"
+        for k, v in entry["step_s"].items()) + f"; DGL forward {entry['dgl_forward_s']:.3e} s")
 
   big = max(model_paths)
   per_call = 5 if quick else 20
@@ -239,8 +294,8 @@ def table2(data_dir, model_paths, quick, scaling_systems, verlet_stable_dt, meas
   served.update(dt_fs=big, steps_per_call=per_call)
   served["rollout_overhead_vs_in_process_savedmodel"] = (
       served["served_rollout"] / served["savedmodel_in_process_rollout"] - 1.0)
-  served["rollout_overhead_vs_xla_loop"] = (
-      served["served_rollout"] / r["mdnet"][f"{big:g}"]["step_s"] - 1.0)
+  served["rollout_overhead_vs_in_process_loop"] = (
+      served["served_rollout"] / r["mdnet"][f"{big:g}"]["step_s"]["graph/float32"] - 1.0)
   r["served"] = served
   log(f"served {big:g} fs: {served}")
 
@@ -253,9 +308,8 @@ def table2(data_dir, model_paths, quick, scaling_systems, verlet_stable_dt, meas
     state = tile(*states.load_start(src), reps)
     timer = ModelTimer(model, *state)
     row = {"num_atoms": len(state[0]), "edges": timer.num_edges,
-           "forward_s": timer.time_forward(3), "neighbors_s": timer.time_neighbors(3),
-           "step_s": timer.time_steps(3, 3)}
-    row["neighbor_share"] = row["neighbors_s"] / row["step_s"]
+           "step_s": timer.time_steps(3, 3), "step_xla_s": timer.time_steps(3, 3, "xla"),
+           "neighbors_xla_s": timer.time_neighbors(3)}
     r["scaling"].append(row)
     log(f"scaling: {row}")
     del timer
@@ -279,11 +333,9 @@ def table2(data_dir, model_paths, quick, scaling_systems, verlet_stable_dt, meas
       "LAMMPS 1 fs (2 threads)": r["lammps_1fs_2threads_s_per_step"],
       "TF Verlet 1 fs (XLA)": r["verlet_1fs_s_per_step"],
       f"TF Verlet {verlet_stable_dt:g} fs (XLA)": r["verlet_stable_s_per_step"] / verlet_stable_dt,
-      **{f"MDNet {dt} fs (XLA step)": e["step_s_per_fs"] for dt, e in r["mdnet"].items()},
-      **{f"MDNet {dt} fs (DGL forward)": e["dgl_forward_s"] / float(dt)
-         for dt, e in r["mdnet"].items()},
+      **{f"MDNet {dt} fs ({k})": v / float(dt) for dt, e in r["mdnet"].items()
+         for k, v in e["step_s"].items()},
       f"MDNet {big:g} fs served (rollout)": served["served_rollout"] / big,
       f"MDNet {big:g} fs served (single steps)": served["served_single_step"] / big,
   }
   return r
-

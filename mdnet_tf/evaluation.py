@@ -14,6 +14,7 @@ import tensorflow as tf
 from mdnet_tf import models
 from mdnet_tf import training
 from mdnet_tf import verlet
+from mdnet_tf.models import mlp
 from mdnet_tf.models import segment_ops
 
 
@@ -31,11 +32,16 @@ def verlet_rmse(pairs, mass, lj):
   return math.sqrt(sq_q / len(pairs)), math.sqrt(sq_v / len(pairs))
 
 
-def model_rmse(model, pairs):
-  """RMSE of a trained model (TF-native message passing, XLA) on FramePairs."""
+def model_rmse(model, pairs, precision="float32"):
+  """RMSE of a trained model (TF-native message passing, XLA) on FramePairs,
+  its matmuls in `precision` ('float32' or 'bfloat16')."""
   model.config.check_dt(pairs.dt_fs)
   data = training.prepare(pairs, model.config.cutoff_angstrom)
-  predict = tf.function(lambda q, p, b, g: models.forward(model, q, p, b, g, segment_ops),
-                        jit_compile=True)
+
+  def forward(q, p, b, g):
+    with mlp.precision(mlp.PRECISIONS[precision]):
+      return models.forward(model, q, p, b, g, segment_ops)
+
+  predict = tf.function(forward, jit_compile=True)
   metrics = training.evaluate(predict, data, model.config)
   return metrics["rmse_positions"], metrics["rmse_velocities"]

@@ -59,11 +59,16 @@ def reference_state(workdir, data_dir, dt_fs):
   return tuple(np.asarray(x, np.float32) for x in state), source
 
 
-def export(workdir, export_base, version, data_dir=None, multiplier=capacity_lib.HEADROOM):
+def export(workdir, export_base, version, data_dir=None, multiplier=capacity_lib.HEADROOM,
+           mode="graph", precision="float32"):
   """Writes <export_base>/<version>/ and returns its path.
 
-  multiplier: neighbor-list head-room over the reference state (the graph
-  gets capacity.EDGE_HEADROOM at most); a served state that needs more is refused.
+  mode: 'graph' (default: plain graph execution, runs on the stock TF Serving)
+  or 'xla' (one XLA program per step loop; the server must enable XLA).
+  precision: 'float32' or 'bfloat16' matmuls.
+  multiplier: xla mode's neighbor-list head-room over the reference state
+  (the graph gets capacity.EDGE_HEADROOM at most); a state that needs more is
+  refused. Graph mode has no capacity to exceed.
   """
   model, checkpoint = model_io.restore(workdir)
   config = model.config
@@ -71,7 +76,7 @@ def export(workdir, export_base, version, data_dir=None, multiplier=capacity_lib
   (q, p, box), source = reference_state(workdir, data_dir or run.get("data_dir"),
                                         int(config.dt_fs))
   capacity, _ = capacity_lib.Capacity.fit(q, box, config.cutoff_angstrom, headroom=multiplier)
-  module = signatures.StepModule(model, capacity)
+  module = signatures.StepModule(model, capacity, mode, precision)
   final = os.path.join(export_base, str(version))
   if os.path.exists(final):
     raise FileExistsError(f"{final} exists; choose another --version")
@@ -85,6 +90,9 @@ def export(workdir, export_base, version, data_dir=None, multiplier=capacity_lib
       "mass_amu": config.mass_amu, "potential": config.lj()._asdict(),
       "unit_style": units.UNIT_STYLE, "units": units.UNITS, "model": config.model,
       "model_config": config.to_json(), "normalization": config.stats.to_json(),
+      "execution": {"mode": mode, "precision": precision, "xla_must_compile": mode == "xla",
+                    "server_flags": ("--xla_cpu_compilation_enabled=true" if mode == "xla"
+                                     else "")},
       "neighbor_capacity": {"max_neighbors": capacity.spec.max_neighbors,
                             "cell_capacity": capacity.spec.cell_capacity,
                             "edges_per_atom": capacity.edges_per_atom,

@@ -6,6 +6,11 @@ capacity `max_neighbors` is static, so the build compiles under XLA; atoms with
 more neighbors than fit raise the `overflow` flag, and every caller checks it:
 training and export turn it into an error, roll-outs reallocate (never truncate).
 
+`pairs` is the compact alternative for graph-mode (non-XLA) code: the list of
+pairs i < j within the cutoff with a dynamic length, built from the same cell
+grid through ragged index ranges, so no slot is padded and nothing can
+overflow (it cannot compile under XLA, which needs static shapes).
+
 The build bins atoms into cells of edge ≥ list radius (cutoff + skin), sorts
 atoms by cell, and for each atom scans the 27 surrounding cells. Per-cell counts
 and starts live in arrays of N entries (at most N cells, so the shapes are
@@ -111,14 +116,8 @@ def build(positions, box, spec):
                                             num_atoms)              # [≤N cells]
   cell_start = tf.cumsum(cell_count, exclusive=True)
 
-  # With fewer than 3 cells along an axis the offsets -1 and +1 reach the same
-  # cell (2 cells) or the own cell (1 cell): keep each distinct cell once.
   stencil = tf.constant(_STENCIL)                                   # [27, 3]
-  distinct = tf.logical_or(
-      n_cells[None, :] >= 3,
-      tf.logical_or(stencil == 0,
-                    tf.logical_and(n_cells[None, :] == 2, stencil == -1)))
-  stencil_ok = tf.reduce_all(distinct, axis=1)                      # [27]
+  stencil_ok = _stencil_ok(n_cells)                                 # [27]
 
   nbr_xyz = tf.math.floormod(cell_xyz[:, None, :] + stencil[None], n_cells)
   nbr_cell = flat_id(nbr_xyz)                                       # [N, 27]
@@ -152,6 +151,58 @@ def build(positions, box, spec):
   max_occupancy = tf.reduce_max(occupancy[:, 13])                   # own cell
   overflow = tf.logical_or(tf.reduce_max(counts) > k, max_occupancy > capacity)
   return NeighborList(indices, counts, max_occupancy, overflow, positions)
+
+
+def _stencil_ok(n_cells):
+  """[27] bool: stencil offsets that reach a cell no other offset reaches.
+
+  With fewer than 3 cells along an axis the offsets -1 and +1 reach the same
+  cell (2 cells) or the own cell (1 cell): keep each distinct cell once.
+  """
+  stencil = tf.constant(_STENCIL)
+  distinct = tf.logical_or(
+      n_cells[None, :] >= 3,
+      tf.logical_or(stencil == 0, tf.logical_and(n_cells[None, :] == 2, stencil == -1)))
+  return tf.reduce_all(distinct, axis=1)
+
+
+def pairs(positions, box, cutoff):
+  """All pairs i < j closer than `cutoff` (minimum image), compact: ([E], [E]) int32.
+
+  Graph or eager mode only (E is dynamic, so it does not compile under XLA);
+  exact, nothing padded, no capacity to overflow. Pairs come sorted by i.
+
+  Args:
+    positions: [N, 3] float, Å.  box: [3] float, Å (every edge ≥ 2 × cutoff).
+    cutoff: Å.
+  """
+  positions = tf.convert_to_tensor(positions)
+  box = tf.cast(tf.convert_to_tensor(box), positions.dtype)
+  num_atoms = tf.shape(positions)[0]
+  radius = tf.constant(cutoff, positions.dtype)
+  n_cells, cell_edge = _cell_grid(box, radius, num_atoms)
+  cell_xyz = tf.minimum(tf.cast(tf.math.floor(space.wrap(positions, box) / cell_edge),
+                                tf.int32), n_cells - 1)
+
+  def flat_id(xyz):
+    return (xyz[..., 0] * n_cells[1] + xyz[..., 1]) * n_cells[2] + xyz[..., 2]
+
+  total = tf.reduce_prod(n_cells)
+  cell_id = flat_id(cell_xyz)
+  order = tf.argsort(cell_id, stable=True)
+  count = tf.math.bincount(cell_id, minlength=total, maxlength=total, dtype=tf.int32)
+  start = tf.cumsum(count, exclusive=True)
+  nbr = flat_id(tf.math.floormod(cell_xyz[:, None, :] + tf.constant(_STENCIL)[None], n_cells))
+  first = tf.reshape(tf.gather(start, nbr), [-1])                      # [N·27]
+  size = tf.reshape(tf.gather(count, nbr) * tf.cast(_stencil_ok(n_cells), tf.int32)[None], [-1])
+  candidates = tf.gather(order, tf.ragged.range(first, first + size).flat_values)
+  centers = tf.repeat(tf.repeat(tf.range(num_atoms), 27), size)
+  ahead = candidates > centers
+  i = tf.boolean_mask(centers, ahead)
+  j = tf.boolean_mask(candidates, ahead)
+  d = space.displacement(tf.gather(positions, i), tf.gather(positions, j), box)
+  within = tf.reduce_sum(d * d, axis=-1) < radius * radius
+  return tf.boolean_mask(i, within), tf.boolean_mask(j, within)
 
 
 def needs_rebuild(positions, box, neighbors, spec):

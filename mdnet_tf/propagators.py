@@ -2,14 +2,21 @@
 
 A Propagator's `delta(q, p, box, neighbors, capacity)` maps float32 positions
 [N, 3] Å and momenta [N, 3] g/mol·Å/fs in a box [3] Å to (Δq [N, 3], Δp
-[N, 3], overflow [] bool). `neighbors` is the partition.NeighborList of q
-within `cutoff` built by the step loop (stepping.py) with capacity.spec, and
-`capacity` (capacity.Capacity) sizes any graph the propagator builds; overflow
-says a capacity was too small (the caller grows it or raises).
+[N, 3], overflow [] bool). `neighbors` comes from the step loop (stepping.py):
+the partition.NeighborList of q within `cutoff` built with capacity.spec, or
+for a `compact` propagator the pairs (i [E], j [E]) of partition.pairs.
+`capacity` (capacity.Capacity) sizes any padded graph the propagator builds;
+overflow says a capacity was too small (the caller grows it or raises).
+
+Two execution modes of the same function (MODES):
+  xla    — padded graph of static size, the whole loop one XLA program;
+  graph  — compact graph (dynamic edge count, nothing padded), plain TF graph
+           execution: big matmuls through oneDNN (fused MatMul+BiasAdd+ReLU),
+           no XLA anywhere, so the stock TF Serving can run it.
 
 Sources:
   model_propagator      an in-process model (MDNet, EGNN, SIMPLE; Noether
-                        tailoring included), TF-native message passing, XLA;
+                        tailoring included), TF-native message passing;
   savedmodel_propagator an exported SavedModel's serving_default (its own
                         in-graph neighbor search; graph mode);
   verlet_propagator     one velocity-Verlet step with the LJ forces.
@@ -26,9 +33,17 @@ from mdnet_tf import integrate
 from mdnet_tf import models
 from mdnet_tf import partition
 from mdnet_tf import potentials
+from mdnet_tf.models import compact_ops
 from mdnet_tf.models import graph as graph_lib
 from mdnet_tf.models import io as model_io
+from mdnet_tf.models import mlp
 from mdnet_tf.models import segment_ops
+
+MODES = ("graph", "xla")
+# Graph mode is the default: on this project's CPU it ran a 4000-atom MDNet step
+# in 112 ms against XLA's 126 ms (results/table2.md has the benchmark's numbers),
+# and it is the only mode the stock TF Serving runs.
+DEFAULT_MODE = "graph"
 
 # Prediction-time Noether tailoring step (from a sweep {1e-3, 1e-2, 0.1, 1} on
 # the 128 fs model: 0.1 cut the per-step |ΔE| most).
@@ -40,8 +55,9 @@ class Propagator(NamedTuple):
 
   dt_fs: the step, fs.  cutoff: neighbor-list radius the delta needs, Å.
   mass: g/mol.  lj: the system's potentials.LennardJones (for monitoring and
-  energy rescaling).  jit_compile: whether the step loop can run under XLA.
-  name: for reports.
+  energy rescaling).  jit_compile: whether the step loop runs under XLA.
+  name: for reports.  compact: the delta takes compact pairs, not a dense
+  neighbor list (graph mode only).
   """
   delta: Callable
   dt_fs: float
@@ -50,6 +66,7 @@ class Propagator(NamedTuple):
   lj: potentials.LennardJones
   jit_compile: bool
   name: str
+  compact: bool = False
 
 
 def num_atoms(positions):
@@ -58,23 +75,42 @@ def num_atoms(positions):
   return n if n is not None else tf.shape(positions)[0]
 
 
-def model_delta(model):
-  """delta(q, p, box, neighbors, capacity) of an in-process model (graph + forward)."""
-  cutoff = model.config.cutoff_angstrom
+def model_delta(model, mode=DEFAULT_MODE, precision="float32"):
+  """delta(q, p, box, neighbors, capacity) of an in-process model (graph + forward).
 
-  def delta(q, p, box, nl, capacity):
+  precision: 'float32' or 'bfloat16' for the network's matmuls (mlp.precision).
+  """
+  if mode not in MODES:
+    raise errors.InputError(f"mode must be one of {MODES}, got {mode!r}")
+  if precision not in mlp.PRECISIONS:
+    raise errors.InputError(f"precision must be one of {sorted(mlp.PRECISIONS)}, got "
+                            f"{precision!r}")
+  cutoff = model.config.cutoff_angstrom
+  dtype = mlp.PRECISIONS[precision]
+
+  def padded(q, p, box, nl, capacity):
     graph = graph_lib.from_neighbors(q, box, nl, cutoff, capacity.max_edges(num_atoms(q)))
-    dq, dp = models.forward(model, q, p, box, graph, segment_ops)
+    with mlp.precision(dtype):
+      dq, dp = models.forward(model, q, p, box, graph, segment_ops)
     return dq, dp, graph.overflow
 
-  return delta
+  def compact(q, p, box, pairs, capacity):
+    del capacity
+    with mlp.precision(dtype):
+      dq, dp = models.forward(model, q, p, box, graph_lib.from_pairs(*pairs), compact_ops)
+    return dq, dp, tf.constant(False)
+
+  return compact if mode == "graph" else padded
 
 
-def model_propagator(model, name=None):
-  """An in-process model on the TF-native path (XLA)."""
+def model_propagator(model, name=None, mode=DEFAULT_MODE, precision="float32"):
+  """An in-process model on the TF-native path, in execution mode `mode` (MODES)
+  with its matmuls in `precision`."""
   c = model.config
-  return Propagator(model_delta(model), float(c.dt_fs), float(c.cutoff_angstrom),
-                    float(c.mass_amu), c.lj(), True, name or c.name)
+  name = name or c.name + ("" if precision == "float32" else f"+{precision}")
+  return Propagator(model_delta(model, mode, precision), float(c.dt_fs),
+                    float(c.cutoff_angstrom), float(c.mass_amu), c.lj(), mode == "xla", name,
+                    mode == "graph")
 
 
 def savedmodel_propagator(loaded, signature="serving_default"):
@@ -109,21 +145,24 @@ def verlet_propagator(dt_fs, lj, mass):
                     f"verlet:{dt_fs:g}fs")
 
 
-def for_loaded(loaded):
-  """The propagator of a models.io.Loaded model."""
+def for_loaded(loaded, mode=DEFAULT_MODE, precision="float32"):
+  """The propagator of a models.io.Loaded model (`mode`, `precision`: in-process models)."""
   if loaded.savedmodel is not None:
     return savedmodel_propagator(loaded)
-  return model_propagator(loaded.model)
+  return model_propagator(loaded.model, mode=mode, precision=precision)
 
 
-def from_path(path, tailor="none", tailor_lr=TAILOR_LR):
+def from_path(path, tailor="none", tailor_lr=TAILOR_LR, mode=DEFAULT_MODE,
+              precision="float32"):
   """The propagator of a training run, pretrained directory or SavedModel.
 
   tailor: 'none', or 'energy' / 'temperature' for Noether tailoring at
   prediction time (needs the checkpoint, not a SavedModel).
+  mode, precision: execution mode (MODES) and matmul precision of an
+  in-process model.
   """
   if tailor == "none":
-    return for_loaded(model_io.load(path))
+    return for_loaded(model_io.load(path), mode, precision)
   if tailor not in ("energy", "temperature"):
     raise errors.InputError(f"prediction-time tailoring supports energy or temperature, "
                             f"got {tailor!r}")
@@ -132,4 +171,4 @@ def from_path(path, tailor="none", tailor_lr=TAILOR_LR):
                             "SavedModel: pass the training or pretrained directory")
   name = model_io.read_config(path).name
   loaded = model_io.load(path, tailor=tailor, tailor_lr=tailor_lr)
-  return model_propagator(loaded.model, f"{name}+tailor_{tailor}")
+  return model_propagator(loaded.model, f"{name}+tailor_{tailor}", mode, precision)

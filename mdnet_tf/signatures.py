@@ -12,10 +12,16 @@ TF Serving. Signatures (fixed contract):
       seed [] int32) -> the same with a CSVR thermostat for ½Δt before and after
       every learned step
 Inside roll-outs positions and momenta accumulate in float64, so float32
-rounding of q + Δq does not build up over many steps. The step loop is one
-XLA-compiled function (compiled per number of atoms on first use).
-Bad input (rank/shape, N mismatch, non-finite values, box < 2 r_c) and a
-neighbor-list or graph overflow raise InvalidArgument with a message.
+rounding of q + Δq does not build up over many steps.
+
+Execution mode (propagators.MODES):
+  graph (default) — compact graph, plain TF graph execution, oneDNN matmuls; no
+    function is marked must-compile, so the stock tensorflow_model_server
+    (which disables XLA) loads and runs it; nothing can overflow;
+  xla — padded graph with capacities fixed at export, the step loop one XLA
+    program (needs a server started with --xla_cpu_compilation_enabled).
+Bad input (rank/shape, N mismatch, non-finite values, box < 2 r_c) and, in xla
+mode, a neighbor-list or graph overflow raise InvalidArgument with a message.
 """
 
 import tensorflow as tf
@@ -32,19 +38,26 @@ _STEPS = tf.TensorSpec([], tf.int32, name="num_steps")
 class StepModule(tf.Module):
   """A trained model wrapped with its in-graph neighbor search and update.
 
-  capacity: capacity.Capacity fixed at export (neighbor list and graph edges
-  per atom); a state that needs more is refused with InvalidArgument.
+  capacity: capacity.Capacity fixed at export (xla mode: neighbor list and
+  graph edges per atom; a state that needs more is refused with
+  InvalidArgument). mode: 'graph' or 'xla' (see the module doc). precision:
+  'float32' or 'bfloat16' for the network's matmuls.
   """
 
-  def __init__(self, model, capacity):
+  def __init__(self, model, capacity, mode=propagators.DEFAULT_MODE, precision="float32"):
     super().__init__(name="mdnet_step")
+    if mode not in propagators.MODES:
+      raise ValueError(f"mode must be one of {propagators.MODES}, got {mode!r}")
     self.model = model
     self.config = model.config
     self.capacity = capacity
-    # The learned steps run as one XLA program per input shape; the checks and
-    # the overflow → InvalidArgument conversion stay outside (XLA drops Asserts).
-    self._nve_xla = tf.function(self._nve, jit_compile=True)
-    self._nvt_xla = tf.function(self._nvt, jit_compile=True)
+    self.mode = mode
+    self.precision = precision
+    # In xla mode the learned steps run as one XLA program per input shape; the
+    # checks and the overflow → InvalidArgument conversion stay outside (XLA
+    # drops Asserts). In graph mode they are plain graph functions.
+    self._nve_loop = tf.function(self._nve, jit_compile=mode == "xla")
+    self._nvt_loop = tf.function(self._nvt, jit_compile=mode == "xla")
 
   def _check(self, positions, momenta, box):
     c = self.config
@@ -62,8 +75,8 @@ class StepModule(tf.Module):
     ]
 
   def _run(self, loop, q, p, box, num_steps, dyn=stepping.Dynamic()):
-    out = stepping.run(propagators.model_propagator(self.model), self.capacity, loop,
-                       q, p, box, num_steps, dyn)
+    prop = propagators.model_propagator(self.model, mode=self.mode, precision=self.precision)
+    out = stepping.run(prop, self.capacity, loop, q, p, box, num_steps, dyn)
     return out.positions, out.momenta, out.overflow
 
   def _nve(self, q, p, box, num_steps):
@@ -83,7 +96,7 @@ class StepModule(tf.Module):
       return {"positions": tf.cast(q, tf.float32), "momenta": tf.cast(p, tf.float32)}
 
   def _advance(self, positions, momenta, box, num_steps):
-    q, p, overflow = self._nve_xla(tf.cast(positions, tf.float64),
+    q, p, overflow = self._nve_loop(tf.cast(positions, tf.float64),
                                    tf.cast(momenta, tf.float64), box, num_steps)
     return self._finish(q, p, overflow)
 
@@ -108,7 +121,7 @@ class StepModule(tf.Module):
         tf.debugging.assert_positive(target_temperature, message="target_temperature must be > 0 K"),
         tf.debugging.assert_positive(tau_fs, message="tau_fs must be > 0 fs")]
     with tf.control_dependencies(checks):
-      q, p, overflow = self._nvt_xla(tf.cast(positions, tf.float64),
+      q, p, overflow = self._nvt_loop(tf.cast(positions, tf.float64),
                                      tf.cast(momenta, tf.float64), box, num_steps,
                                      target_temperature, tau_fs, seed)
       return self._finish(q, p, overflow)

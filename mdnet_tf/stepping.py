@@ -8,7 +8,8 @@ ships. One iteration, for step k = step0 + i:
   Δq, Δp ← propagator(q, p, box, neighbors of q)   in float32
   q ← q + Δq,  p ← p + Δp            accumulated in float64
   p ← O(Δt/2) p                      (NVT only)
-  neighbors ← cell list of the new q
+  neighbors ← cell list of the new q (a dense partition.NeighborList, or the
+    compact pairs of partition.pairs for a compact propagator)
   monitoring (optional): LJ potential U, energy rescaling of p about the
     centre of mass to the initial total E0 (NVE, optional), kinetic energy,
     temperature, |Σp|, closest pair; the loop stops after a step whose values
@@ -75,14 +76,26 @@ class Outcome(NamedTuple):
   """steps_done [] int32 (< num_steps only after a failure); q, p [N, 3]
   float64; overflow [] bool (some capacity was too small: the numbers are not
   to be used); failed [] bool; rows [record_steps or 1, len(RECORDED)] float64
-  (monitoring; the last row is the last step's); neighbors of the final q."""
+  (monitoring; the last row is the last step's); neighbors of the final q
+  (dense list, or compact pairs)."""
   steps_done: tf.Tensor
   positions: tf.Tensor
   momenta: tf.Tensor
   overflow: tf.Tensor
   failed: tf.Tensor
   rows: tf.Tensor
-  neighbors: partition.NeighborList
+  neighbors: object
+
+
+def _pair_potential_and_closest(positions, box, pairs, lj):
+  """LJ potential [] kcal/mol and closest pair distance [] Å over compact pairs."""
+  i, j = pairs
+  d = space.displacement(tf.gather(positions, i), tf.gather(positions, j), box)
+  r2 = tf.reduce_sum(d * d, -1)
+  within = (r2 > 0) & (r2 < lj.cutoff ** 2)
+  potential = tf.reduce_sum(potentials.pair_energy(r2, within, lj))
+  closest = tf.sqrt(tf.reduce_min(tf.concat([r2, [tf.cast(lj.cutoff ** 2, r2.dtype)]], 0)))
+  return potential, closest
 
 
 def min_pair_distance(positions, box, neighbors, cutoff):
@@ -121,16 +134,30 @@ def run(propagator, capacity, loop, q, p, box, num_steps, dyn=Dynamic()):
   prop = propagator
   if loop.thermostat not in THERMOSTATS:
     raise ValueError(f"thermostat must be one of {THERMOSTATS}, got {loop.thermostat!r}")
+  if prop.compact and prop.jit_compile:
+    raise ValueError("a compact propagator has dynamic shapes and cannot run under XLA")
   thermostat = (_thermostat(loop, dyn, prop.mass, prop.dt_fs)
                 if loop.thermostat != "none" else None)
   box64 = tf.cast(box, tf.float64)
   box32 = tf.cast(box, tf.float32)
   step0 = tf.cast(dyn.step0, tf.int32)
   rows_len = max(1, loop.record_steps)
-  nl0 = partition.build(tf.cast(q, tf.float32), box32, capacity.spec)
+
+  def neighbors_of(q):
+    """(neighbors, overflow) of float64 positions q."""
+    if prop.compact:
+      return partition.pairs(tf.cast(q, tf.float32), box32, prop.cutoff), tf.constant(False)
+    nl = partition.build(tf.cast(q, tf.float32), box32, capacity.spec)
+    return nl, nl.overflow
+
+  nl0, overflow0 = neighbors_of(q)
 
   def monitor(q, p, nl):
-    potential, _, _ = potentials.energy_and_forces(q, box64, nl, prop.lj)
+    if prop.compact:
+      potential, r_min = _pair_potential_and_closest(q, box64, nl, prop.lj)
+    else:
+      potential, _, _ = potentials.energy_and_forces(q, box64, nl, prop.lj)
+      r_min = min_pair_distance(q, box64, nl, prop.lj.cutoff)
     alpha = tf.ones([], tf.float64)
     infeasible = clipped = tf.constant(False)
     if loop.energy_rescale:
@@ -138,7 +165,6 @@ def run(propagator, capacity, loop, q, p, box, num_steps, dyn=Dynamic()):
           p, prop.mass, potential, tf.cast(dyn.e0, tf.float64), loop.rescale_bounds)
     kinetic = integrate.kinetic_energy(p, prop.mass)
     temp = integrate.temperature(p, prop.mass)
-    r_min = min_pair_distance(q, box64, nl, prop.lj.cutoff)
     row = tf.stack([temp, potential, kinetic, potential + kinetic,
                     tf.norm(tf.reduce_sum(p, 0)), r_min, alpha,
                     tf.cast(infeasible, tf.float64), tf.cast(clipped, tf.float64)])
@@ -157,15 +183,20 @@ def run(propagator, capacity, loop, q, p, box, num_steps, dyn=Dynamic()):
     p = p + tf.cast(dp, tf.float64)
     if thermostat is not None:
       p = thermostat(p, step, 1)
-    nl = partition.build(tf.cast(q, tf.float32), box32, capacity.spec)
+    nl, nl_overflow = neighbors_of(q)
     if loop.monitor:
       p, row, failed = monitor(q, p, nl)
       slot = tf.minimum(i, rows_len - 1)
       rows = tf.tensor_scatter_nd_update(rows, [[slot]], row[None])
-    return i + 1, q, p, nl, overflow | over | nl.overflow, failed, rows
+    return i + 1, q, p, nl, overflow | over | nl_overflow, failed, rows
 
-  init = (tf.constant(0), tf.cast(q, tf.float64), tf.cast(p, tf.float64), nl0, nl0.overflow,
+  init = (tf.constant(0), tf.cast(q, tf.float64), tf.cast(p, tf.float64), nl0, overflow0,
           tf.constant(False), tf.zeros([rows_len, len(RECORDED)], tf.float64))
+  # Compact pairs change length from step to step: their shape is left open.
+  invariants = tf.nest.map_structure(lambda t: t.shape, init)
+  if prop.compact:
+    invariants = invariants[:3] + ((tf.TensorShape([None]), tf.TensorShape([None])),) + invariants[4:]
   i, q, p, nl, overflow, failed, rows = tf.while_loop(
-      lambda i, q, p, nl, overflow, failed, rows: (i < num_steps) & ~failed, body, init)
+      lambda i, q, p, nl, overflow, failed, rows: (i < num_steps) & ~failed, body, init,
+      shape_invariants=invariants)
   return Outcome(i, q, p, overflow, failed, rows, nl)

@@ -1,7 +1,10 @@
-"""SavedModel export: equals the in-process model (both paths), checks inputs."""
+"""SavedModel export: equals the in-process model (both paths), checks inputs,
+runs without XLA (the default export) like the stock TF Serving."""
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -34,7 +37,8 @@ def exported(smoke_dir, tmp_path_factory):
   training.save_config(work, config, {"data_dir": smoke_dir, "command": "test"})
   base = str(tmp_path_factory.mktemp("models"))
   path = exporting.export(work, base, 1)
-  return trainer.model, path, dataset.load_pairs(smoke_dir, "test", 16)
+  xla_path = exporting.export(work, base, 2, mode="xla")
+  return trainer.model, path, dataset.load_pairs(smoke_dir, "test", 16), xla_path
 
 
 def _in_process(model, q, p, box, steps, backend):
@@ -56,7 +60,7 @@ def _in_process(model, q, p, box, steps, backend):
 @pytest.mark.parametrize("backend", [segment_ops, dgl_ops])
 @pytest.mark.parametrize("steps", [1, 20])
 def test_saved_model_equals_in_process(exported, backend, steps):
-  model, path, pairs = exported
+  model, path, pairs, _ = exported
   loaded = tf.saved_model.load(path)
   q, p, box = (pairs.positions[0].astype(np.float32), pairs.momenta[0].astype(np.float32),
                pairs.box[0].astype(np.float32))
@@ -75,7 +79,7 @@ def test_saved_model_equals_in_process(exported, backend, steps):
 
 
 def test_metadata_and_warmup(exported):
-  _, path, _ = exported
+  _, path, _, _ = exported
   with open(os.path.join(path, "assets.extra", "mdnet_metadata.json")) as f:
     meta = json.load(f)
   assert meta["dt_fs"] == 16.0 and meta["cutoff_angstrom"] == 7.0
@@ -89,7 +93,7 @@ def test_metadata_and_warmup(exported):
 
 
 def test_bad_input_is_invalid_argument(exported):
-  _, path, pairs = exported
+  _, path, pairs, _ = exported
   serve = tf.saved_model.load(path).signatures["serving_default"]
   q, p, box = (pairs.positions[0].astype(np.float32), pairs.momenta[0].astype(np.float32),
                pairs.box[0].astype(np.float32))
@@ -104,16 +108,16 @@ def test_bad_input_is_invalid_argument(exported):
 
 
 def test_overflow_is_an_error_not_a_truncation(exported):
-  model, _, pairs = exported
+  model, _, pairs, _ = exported
   module = signatures.StepModule(
-      model, capacity.Capacity.from_spec(partition.NeighborSpec(7.0, 0.0, 8, 64)))
+      model, capacity.Capacity.from_spec(partition.NeighborSpec(7.0, 0.0, 8, 64)), mode="xla")
   with pytest.raises(tf.errors.InvalidArgumentError, match="neighbor list overflow"):
     module.step(pairs.positions[0].astype(np.float32), pairs.momenta[0].astype(np.float32),
                 pairs.box[0].astype(np.float32))
 
 
 def test_rollout_nvt_holds_the_target_temperature(exported):
-  _, path, pairs = exported
+  _, path, pairs, _ = exported
   nvt = tf.saved_model.load(path).signatures["rollout_nvt"]
   out = nvt(positions=tf.constant(pairs.positions[0], tf.float32),
             momenta=tf.constant(pairs.momenta[0], tf.float32),
@@ -135,3 +139,47 @@ def test_reference_state_without_the_dataset(tmp_path):
   np.savez(tmp_path / model_io.REFERENCE_FILE, **state)
   (q, p, box), source = exporting.reference_state(str(tmp_path), "/nonexistent", 16)
   assert q.dtype == np.float32 and q.shape == (5, 3) and source.endswith(model_io.REFERENCE_FILE)
+
+
+def _must_compile_functions(path):
+  """Names of the functions in saved_model.pb marked _XlaMustCompile."""
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel
+  proto = saved_model_pb2.SavedModel()
+  with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+    proto.ParseFromString(f.read())
+  return [fn.signature.name for fn in proto.meta_graphs[0].graph_def.library.function
+          if "_XlaMustCompile" in fn.attr and fn.attr["_XlaMustCompile"].b]
+
+
+def test_default_export_has_no_must_compile_function(exported):
+  _, path, _, xla_path = exported
+  assert _must_compile_functions(path) == []
+  assert _must_compile_functions(xla_path), "the checker finds XLA functions where they are"
+
+
+def test_default_export_runs_with_xla_disabled_like_the_stock_server(exported):
+  """Warm-up replayed with tensorflow::DisableXlaCompilation() in effect; the
+  --xla export is refused under the same condition (so the switch is real)."""
+  _, path, _, xla_path = exported
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  run = subprocess.run([sys.executable, os.path.join(root, "tests", "xla_disabled_check.py"),
+                        path, xla_path], capture_output=True, text=True, check=False,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  if "UNAVAILABLE" in run.stdout:
+    pytest.skip(f"cannot call tensorflow::DisableXlaCompilation here: {run.stdout.strip()}")
+  assert "DISABLED" in run.stdout, run.stdout + run.stderr[-2000:]
+  assert "DEFAULT_WARMED 1" in run.stdout, run.stdout + run.stderr[-2000:]
+  assert "XLA_REFUSED" in run.stdout and "XLA compilation disabled" in run.stdout, run.stdout
+
+
+def test_graph_and_xla_exports_agree(exported):
+  _, path, pairs, xla_path = exported
+  q, p, box = (tf.constant(x[0], tf.float32) for x in (pairs.positions, pairs.momenta, pairs.box))
+  outs = [tf.saved_model.load(x).signatures["rollout"](positions=q, momenta=p, box=box,
+                                                       num_steps=tf.constant(10))
+          for x in (path, xla_path)]
+  # Same function, different summation orders: float32 rounding per step, 10 steps.
+  np.testing.assert_allclose(outs[0]["positions"].numpy(), outs[1]["positions"].numpy(),
+                             atol=2e-4)
+  np.testing.assert_allclose(outs[0]["momenta"].numpy(), outs[1]["momenta"].numpy(),
+                             atol=1e-3 * np.abs(p.numpy()).max())

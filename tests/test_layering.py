@@ -15,6 +15,7 @@ FLOORS = [
     ["space", "extxyz", "data.dump", "data.presets"],
     ["partition", "potentials", "integrate", "data.dataset", "data.lammps_driver", "models.mlp"],
     ["capacity", "data.states", "data.generate", "models.graph", "models.segment_ops",
+     "models.compact_ops",
      "models.dgl_ops", "models.normalization"],
     ["models.mdnet", "models.egnn", "models.simple", "models.tailoring", "models", "verlet",
      "stepping", "analysis"],

@@ -50,6 +50,26 @@ def test_matches_brute_force(name, positions, box, jit):
   np.testing.assert_array_equal(nl.counts.numpy(), [len(s) for s in got])
 
 
+@pytest.mark.parametrize("name,positions,box", _configs(), ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize("graph_mode", [False, True])
+def test_compact_pairs_match_brute_force(name, positions, box, graph_mode):
+  """partition.pairs (ragged, dynamic length) lists every pair i < j once."""
+  del name
+  fn = tf.function(partition.pairs) if graph_mode else partition.pairs
+  i, j = fn(tf.constant(positions, tf.float32), tf.constant(box, tf.float32), CUTOFF)
+  i, j = i.numpy(), j.numpy()
+  assert np.all(i < j) and np.all(np.diff(i) >= 0)          # i < j, sorted by i
+  got = set(zip(i.tolist(), j.tolist()))
+  assert len(got) == len(i)                                 # no pair twice
+  ref = {(a, b) for a, row in enumerate(brute_force_neighbors(positions, box, CUTOFF))
+         for b in row if a < b}
+  d = positions[:, None] - positions[None]
+  d -= box * np.round(d / box)
+  r = np.sqrt((d ** 2).sum(-1))
+  for a, b in got ^ ref:      # float32 vs float64 only at r = cutoff
+    assert abs(r[a, b] - CUTOFF) < 1e-4, (a, b, r[a, b])
+
+
 def test_forced_overflow_is_reported():
   _, positions, box = _configs()[1]
   spec, _ = partition.allocate(positions, box, CUTOFF)

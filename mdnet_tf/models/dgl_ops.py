@@ -18,6 +18,7 @@ import dgl.function as fn  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mdnet_tf import space  # noqa: E402
+from mdnet_tf.models import graph as graph_lib  # noqa: E402
 
 NAME = "dgl"
 
@@ -61,3 +62,8 @@ def sum_at_center(g, edge_values, num_nodes):
     g.update_all(fn.copy_e("m", "m"), fn.sum("m", "out"))
     return g.ndata["out"]
 
+
+
+def sum_outer_at_center(g, m, e, num_nodes):
+  """Σ_j m_ij ⊗ e_ij at each dst: [2E', a], [2E', b] -> [N, a·b]."""
+  return sum_at_center(g, graph_lib.outer(m, e), num_nodes)

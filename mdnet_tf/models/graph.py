@@ -8,7 +8,8 @@ the forward direction (the paper picks one direction at random; the lower
 index is our fixed choice), and gives the reverse direction the negative.
 
 Shapes: E = static capacity (`max_edges`); padded slots have mask False and
-both ends equal to the sentinel N.
+both ends equal to the sentinel N. A compact graph (`from_pairs`, graph mode
+only) has a dynamic E, every slot real: φ_o then runs on real edges only.
 """
 
 from typing import NamedTuple
@@ -67,6 +68,21 @@ def from_neighbors(positions, box, neighbors, cutoff, max_edges):
   return Graph(center=tf.concat([i, j], 0), other=tf.concat([j, i], 0),
                mask=tf.concat([mask, mask], 0), num_edges=tf.minimum(total, max_edges),
                overflow=total > max_edges)
+
+
+def from_pairs(i, j):
+  """A compact Graph of the undirected pairs (i [E], j [E]) int32 (partition.pairs).
+
+  E is dynamic (graph mode only); no padding, no overflow.
+  """
+  return Graph(center=tf.concat([i, j], 0), other=tf.concat([j, i], 0),
+               mask=tf.ones([2 * tf.shape(i)[0]], tf.bool), num_edges=tf.shape(i)[0],
+               overflow=tf.constant(False))
+
+
+def outer(m, e):
+  """Per-edge outer products m_k ⊗ e_k flattened: [2E, a], [2E, b] -> [2E, a·b]."""
+  return tf.reshape(m[:, :, None] * e[:, None, :], [-1, m.shape[-1] * e.shape[-1]])
 
 
 def center_ids(ops, graph, num_nodes):

@@ -10,7 +10,8 @@ For every undirected edge, in its forward direction only (graph.py):
 so Σ_i Δp_i = 0: total momentum is conserved.
 
 φ_e: 4 layers (7 → 40 → 40 → 40 → m2); φ_o: 4 layers (7·m2 + 7 → 200 → 200 →
-200 → 6), ReLU. m2 = 32: L_i then has 224 numbers, about the width of φ_o's
+200 → 6), ReLU; the matmuls run in float32 or, under mlp.precision(bfloat16),
+in bfloat16 (features, aggregation and outputs stay float32). m2 = 32: L_i then has 224 numbers, about the width of φ_o's
 hidden layers, so φ_o's input is not a bottleneck, while φ_e stays cheap.
 
 Normalization (the network never sees raw units): e_ij's three groups are
@@ -19,8 +20,10 @@ the mean neighbor count, and the outputs are multiplied by the RMS of the
 targets Δq − pΔt/m and Δp. The first layer of φ_o is split as
 W_L·L_i (once per atom) + W_e·e_ij (per edge), which computes the same function.
 
-Message passing goes through `ops`: segment_ops (TF-native, XLA, export) or
-dgl_ops (DGL, eager); the graph is passed on each call, never stored.
+Message passing goes through `ops`: segment_ops (TF-native, padded graph,
+XLA), compact_ops (TF-native, compact graph, graph mode: export and the fast
+in-process path) or dgl_ops (DGL, eager); the graph is passed on each call,
+never stored.
 """
 
 import dataclasses
@@ -132,15 +135,14 @@ class MDNet(tf.Module):
     d, dp = ops.edge_differences(graph, positions, momenta, box)
     e = self.edge_features(d, dp)                                   # [2E, 7]
     m = self.phi_e(e)                                               # [2E, m2]
-    outer = tf.reshape(m[:, :, None] * e[:, None, :], [-1, c.m2 * NUM_EDGE_FEATURES])
-    local = ops.sum_at_center(graph, outer, n) / c.stats.mean_neighbors  # [N, 7 m2]
+    local = ops.sum_outer_at_center(graph, m, e, n) / c.stats.mean_neighbors  # [N, 7 m2]
     w1 = mlp.value(self.phi_o.weights[0])
-    per_atom = tf.matmul(local, w1[:c.m2 * NUM_EDGE_FEATURES])           # W_L·L_i
+    per_atom = mlp.matmul(local, w1[:c.m2 * NUM_EDGE_FEATURES])           # W_L·L_i
     half = tf.shape(e)[0] // 2
-    e_fwd = e[:half]
+    b1 = tf.cast(mlp.value(self.phi_o.biases[0]), per_atom.dtype)
     pre = (ops.center_values(graph, per_atom)[:half]
-           + tf.matmul(e_fwd, w1[c.m2 * NUM_EDGE_FEATURES:]) + mlp.value(self.phi_o.biases[0]))
-    out = self.phi_o(pre, first_layer_done=True)                    # [E, 6]
+           + tf.nn.bias_add(mlp.matmul(e[:half], w1[c.m2 * NUM_EDGE_FEATURES:]), b1))
+    out = self.phi_o(pre, first_layer_done=True)                    # [E, 6] float32
     delta = ops.sum_at_center(graph, tf.concat([out, -out], 0), n)  # [N, 6]
     dq = delta[:, :3] * c.stats.dq_scale + momenta * (c.dt_fs / c.mass_amu)
     dp_atoms = delta[:, 3:] * c.stats.dp_scale

@@ -6,6 +6,12 @@ place of those variables while the context is open: this is how tailoring
 differentiates through θ'. The substitutes live in a context variable holding
 an immutable mapping: scoped to the `with` block and to the calling thread (or
 task), so concurrent predictions never see each other's weights.
+
+`precision(tf.bfloat16)` runs the matmuls (and the activations between them)
+in bfloat16 while the context is open (read when a function is traced):
+inputs are cast down, weights are cast from their float32 variables, and every
+MLP's output is float32 again. oneDNN runs bfloat16 matmuls on CPUs with
+AVX-512 BF16 about twice as fast as float32.
 """
 
 import contextlib
@@ -16,6 +22,28 @@ import numpy as np
 import tensorflow as tf
 
 _SUBSTITUTES = contextvars.ContextVar("mlp_substitutes", default=types.MappingProxyType({}))
+_PRECISION = contextvars.ContextVar("mlp_precision", default=tf.float32)
+PRECISIONS = {"float32": tf.float32, "bfloat16": tf.bfloat16}
+
+
+@contextlib.contextmanager
+def precision(dtype):
+  """Within the context, MLP matmuls compute in `dtype` (tf.float32 or tf.bfloat16)."""
+  token = _PRECISION.set(tf.as_dtype(dtype))
+  try:
+    yield
+  finally:
+    _PRECISION.reset(token)
+
+
+def compute_dtype():
+  return _PRECISION.get()
+
+
+def matmul(x, w):
+  """x @ w in the compute precision (result in that dtype); w a tensor or variable."""
+  dtype = _PRECISION.get()
+  return tf.matmul(tf.cast(x, dtype), tf.cast(w, dtype))
 
 
 @contextlib.contextmanager
@@ -54,11 +82,16 @@ class MLP(tf.Module):
       self.biases.append(tf.Variable(tf.zeros([b]), name=f"b{k}"))
 
   def __call__(self, x, first_layer_done=False):
-    """Applies the MLP; with first_layer_done, x is the first layer's pre-activation."""
+    """Applies the MLP; with first_layer_done, x is the first layer's pre-activation.
+
+    Computes in the precision of `precision(...)`; the output is float32.
+    """
+    dtype = _PRECISION.get()
+    x = tf.cast(x, dtype)
     for k, (w, b) in enumerate(zip(self.weights, self.biases)):
       if k == 0 and first_layer_done:
         pre = x
-      else:
-        pre = tf.matmul(x, value(w)) + value(b)
+      else:   # MatMul + BiasAdd (+ ReLU): fused into one oneDNN call in graph mode
+        pre = tf.nn.bias_add(matmul(x, value(w)), tf.cast(value(b), dtype))
       x = pre if k == len(self.weights) - 1 else self.activation(pre)
-    return x
+    return tf.cast(x, tf.float32)

@@ -8,6 +8,7 @@ Padded edges (mask False, ends = sentinel N) contribute nothing.
 import tensorflow as tf
 
 from mdnet_tf import space
+from mdnet_tf.models import graph as graph_lib
 
 NAME = "xla"
 
@@ -32,3 +33,8 @@ def sum_at_center(graph, edge_values, num_nodes):
   """Σ over edges of edge_values at their center: [2E, F] -> [N, F]."""
   masked = edge_values * tf.cast(graph.mask, edge_values.dtype)[:, None]
   return tf.math.unsorted_segment_sum(masked, graph.center, num_nodes + 1)[:num_nodes]
+
+
+def sum_outer_at_center(graph, m, e, num_nodes):
+  """Σ_j m_ij ⊗ e_ij at each center: [2E, a], [2E, b] -> [N, a·b]."""
+  return sum_at_center(graph, graph_lib.outer(m, e), num_nodes)
