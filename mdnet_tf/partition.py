@@ -166,11 +166,19 @@ def _stencil_ok(n_cells):
   return tf.reduce_all(distinct, axis=1)
 
 
+# The 13 offsets of a half stencil: one of each ± pair of neighbor cells.
+_HALF_STENCIL = np.array([o for o in _STENCIL.tolist() if tuple(o) > (0, 0, 0)], np.int32)
+
+
 def pairs(positions, box, cutoff):
   """All pairs i < j closer than `cutoff` (minimum image), compact: ([E], [E]) int32.
 
   Graph or eager mode only (E is dynamic, so it does not compile under XLA);
-  exact, nothing padded, no capacity to overflow. Pairs come sorted by i.
+  exact, nothing padded, no capacity to overflow. With at least 3 cells along
+  every axis each atom scans its own cell (atoms after it in cell order) and a
+  half stencil of 13 neighbor cells, so every pair is met once; with fewer
+  cells (small boxes) it scans the distinct cells of the full stencil and keeps
+  j > i.
 
   Args:
     positions: [N, 3] float, Å.  box: [3] float, Å (every edge ≥ 2 × cutoff).
@@ -189,20 +197,41 @@ def pairs(positions, box, cutoff):
 
   total = tf.reduce_prod(n_cells)
   cell_id = flat_id(cell_xyz)
-  order = tf.argsort(cell_id, stable=True)
+  order = tf.argsort(cell_id, stable=True)          # atoms in cell order ("sorted positions")
   count = tf.math.bincount(cell_id, minlength=total, maxlength=total, dtype=tf.int32)
   start = tf.cumsum(count, exclusive=True)
-  nbr = flat_id(tf.math.floormod(cell_xyz[:, None, :] + tf.constant(_STENCIL)[None], n_cells))
-  first = tf.reshape(tf.gather(start, nbr), [-1])                      # [N·27]
-  size = tf.reshape(tf.gather(count, nbr) * tf.cast(_stencil_ok(n_cells), tf.int32)[None], [-1])
-  candidates = tf.gather(order, tf.ragged.range(first, first + size).flat_values)
-  centers = tf.repeat(tf.repeat(tf.range(num_atoms), 27), size)
-  ahead = candidates > centers
-  i = tf.boolean_mask(centers, ahead)
-  j = tf.boolean_mask(candidates, ahead)
-  d = space.displacement(tf.gather(positions, i), tf.gather(positions, j), box)
-  within = tf.reduce_sum(d * d, axis=-1) < radius * radius
-  return tf.boolean_mask(i, within), tf.boolean_mask(j, within)
+  sorted_xyz = tf.gather(cell_xyz, order)
+  sorted_q = tf.gather(positions, order)
+
+  def close(a, b):
+    """(i, j) original ids of the candidate pairs (a, b) in sorted positions within r_c."""
+    d = space.displacement(tf.gather(sorted_q, a), tf.gather(sorted_q, b), box)
+    within = tf.reduce_sum(d * d, axis=-1) < radius * radius
+    i = tf.gather(order, tf.boolean_mask(a, within))
+    j = tf.gather(order, tf.boolean_mask(b, within))
+    return tf.minimum(i, j), tf.maximum(i, j)
+
+  def half_stencil():
+    nbr = flat_id(tf.math.floormod(sorted_xyz[:, None, :] + _HALF_STENCIL[None], n_cells))
+    own = flat_id(sorted_xyz)
+    first = tf.concat([tf.range(num_atoms)[:, None] + 1, tf.gather(start, nbr)], 1)
+    limit = tf.concat([tf.gather(start + count, own)[:, None], tf.gather(start + count, nbr)], 1)
+    ranges = tf.ragged.range(tf.reshape(first, [-1]), tf.reshape(limit, [-1]))
+    a = tf.cast(ranges.value_rowids() // (1 + len(_HALF_STENCIL)), tf.int32)
+    return close(a, ranges.flat_values)
+
+  def full_stencil():
+    nbr = flat_id(tf.math.floormod(sorted_xyz[:, None, :] + tf.constant(_STENCIL)[None], n_cells))
+    first = tf.reshape(tf.gather(start, nbr), [-1])
+    size = tf.reshape(tf.gather(count, nbr) * tf.cast(_stencil_ok(n_cells), tf.int32)[None],
+                      [-1])
+    ranges = tf.ragged.range(first, first + size)
+    a = tf.cast(ranges.value_rowids() // 27, tf.int32)
+    b = ranges.flat_values
+    ahead = tf.gather(order, b) > tf.gather(order, a)
+    return close(tf.boolean_mask(a, ahead), tf.boolean_mask(b, ahead))
+
+  return tf.cond(tf.reduce_min(n_cells) >= 3, half_stencil, full_stencil)
 
 
 def needs_rebuild(positions, box, neighbors, spec):

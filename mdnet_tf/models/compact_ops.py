@@ -12,6 +12,8 @@ import tensorflow as tf
 
 from mdnet_tf.models.segment_ops import center_values  # noqa: F401  (same on both)
 from mdnet_tf.models.segment_ops import edge_differences  # noqa: F401
+from mdnet_tf.models.segment_ops import forward_center_values  # noqa: F401
+from mdnet_tf.models.segment_ops import forward_edge_differences  # noqa: F401
 from mdnet_tf.models.segment_ops import sum_at_center  # noqa: F401
 
 NAME = "compact"

@@ -46,12 +46,25 @@ def edge_differences(g, positions, momenta, box):
   return space.minimum_image(d, tf.cast(box, positions.dtype)), dp
 
 
+def forward_edge_differences(g, positions, momenta, box):
+  """edge_differences of the forward edges (first half): [E', 3], [E', 3]."""
+  d, dp = edge_differences(g, positions, momenta, box)
+  half = tf.shape(d)[0] // 2
+  return d[:half], dp[:half]
+
+
 def center_values(g, node_values):
   """Node values at each edge's dst: [N, F] -> [2E', F]."""
   with g.local_scope():
     g.ndata["h"] = tf.identity(node_values)
     g.apply_edges(lambda edges: {"out": edges.dst["h"]})
     return g.edata["out"]
+
+
+def forward_center_values(g, node_values):
+  """Node values at the dst of the forward edges (first half): [N, F] -> [E', F]."""
+  values = center_values(g, node_values)
+  return values[:tf.shape(values)[0] // 2]
 
 
 def sum_at_center(g, edge_values, num_nodes):

@@ -39,6 +39,7 @@ from mdnet_tf.models import mlp
 from mdnet_tf.models import normalization
 
 NUM_EDGE_FEATURES = 7
+_REVERSE = (1.0,) + (-1.0,) * 6   # e_ji from e_ij: 1/r kept, the rest negated
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,16 +133,18 @@ class MDNet(tf.Module):
     """
     c = self.config
     n = tf.shape(positions)[0]
-    d, dp = ops.edge_differences(graph, positions, momenta, box)
-    e = self.edge_features(d, dp)                                   # [2E, 7]
+    # The reverse edge j→i has the same 1/r and negated q_i − q_j, p_i − p_j
+    # (negation is exact): features of the forward half, mirrored.
+    e_fwd = self.edge_features(*ops.forward_edge_differences(graph, positions, momenta, box))
+    e = tf.concat([e_fwd, e_fwd * _REVERSE], 0)                      # [2E, 7]
     m = self.phi_e(e)                                               # [2E, m2]
     local = ops.sum_outer_at_center(graph, m, e, n) / c.stats.mean_neighbors  # [N, 7 m2]
     w1 = mlp.value(self.phi_o.weights[0])
     per_atom = mlp.matmul(local, w1[:c.m2 * NUM_EDGE_FEATURES])           # W_L·L_i
-    half = tf.shape(e)[0] // 2
     b1 = tf.cast(mlp.value(self.phi_o.biases[0]), per_atom.dtype)
-    pre = (ops.center_values(graph, per_atom)[:half]
-           + tf.nn.bias_add(mlp.matmul(e[:half], w1[c.m2 * NUM_EDGE_FEATURES:]), b1))
+    # MatMul + BiasAdd + Add (+ the ReLU in φ_o): one fused oneDNN call in graph mode.
+    pre = (tf.nn.bias_add(mlp.matmul(e_fwd, w1[c.m2 * NUM_EDGE_FEATURES:]), b1)
+           + ops.forward_center_values(graph, per_atom))
     out = self.phi_o(pre, first_layer_done=True)                    # [E, 6] float32
     delta = ops.sum_at_center(graph, tf.concat([out, -out], 0), n)  # [N, 6]
     dq = delta[:, :3] * c.stats.dq_scale + momenta * (c.dt_fs / c.mass_amu)

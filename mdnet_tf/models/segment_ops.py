@@ -23,10 +23,28 @@ def edge_differences(graph, positions, momenta, box):
   return d, tf.gather(momenta, c) - tf.gather(momenta, o)
 
 
+def forward_edge_differences(graph, positions, momenta, box):
+  """edge_differences of the forward edges (first half) only: [E, 3], [E, 3]."""
+  half = tf.shape(graph.center)[0] // 2
+  n = tf.shape(positions)[0]
+  c = tf.minimum(graph.center[:half], n - 1)
+  o = tf.minimum(graph.other[:half], n - 1)
+  d = space.displacement(tf.gather(positions, c), tf.gather(positions, o),
+                         tf.cast(box, positions.dtype))
+  return d, tf.gather(momenta, c) - tf.gather(momenta, o)
+
+
 def center_values(graph, node_values):
   """Node values at each edge's center: [N, F] -> [2E, F]."""
   n = tf.shape(node_values)[0]
   return tf.gather(node_values, tf.minimum(graph.center, n - 1))
+
+
+def forward_center_values(graph, node_values):
+  """Node values at the centers of the forward edges (first half): [N, F] -> [E, F]."""
+  n = tf.shape(node_values)[0]
+  half = tf.shape(graph.center)[0] // 2
+  return tf.gather(node_values, tf.minimum(graph.center[:half], n - 1))
 
 
 def sum_at_center(graph, edge_values, num_nodes):
