@@ -38,6 +38,8 @@ _SIGMA = flags.DEFINE_float("lj_sigma", units.ARGON_SIGMA, "--dump: LJ σ, Å.")
 _CUTOFF = flags.DEFINE_float("cutoff", units.ARGON_CUTOFF, "--dump: LJ cutoff, Å.")
 _DTS = flags.DEFINE_list("dt", ["16", "32", "64", "128"], "Δt values, fs.")
 _MODELS = flags.DEFINE_string("models", "pretrained", "Directory holding the models.")
+_PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
+                               "Matmul precision of the models (Verlet is float64).")
 _OUT_DIR = flags.DEFINE_string("out_dir", "results", "Where table1.md/json go.")
 
 
@@ -53,6 +55,8 @@ def main(argv):
     mass = manifest["mass_amu"]
     lj = potentials.LennardJones(**manifest["potential"])
     source = f"{_DATA_DIR.value}, {_SPLIT.value} split"
+  if _PRECISION.value != "float32":
+    source += f", models in {_PRECISION.value}"
   order = ["egnn", "simple", "mdnet"]
   kinds = sorted(model_io.families(_MODELS.value),
                  key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k))
@@ -75,7 +79,7 @@ def main(argv):
         print(f"Δt {dt} fs: {path} is a SavedModel; Table 1 evaluates checkpoints")
         continue
       model, checkpoint = model_io.restore(path)
-      results[label][dt] = evaluation.model_rmse(model, pairs)
+      results[label][dt] = evaluation.model_rmse(model, pairs, _PRECISION.value)
       print(f"Δt {dt} fs: {len(pairs)} pairs; {label} from {checkpoint}")
   print(reporting.write_table1(results, _OUT_DIR.value, source))
 

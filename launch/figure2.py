@@ -36,6 +36,9 @@ _MODEL = flags.DEFINE_string("model", "mdnet", "Model family.")
 _DTS = flags.DEFINE_list("dts", ["16", "32", "64", "128"], "Δt of the models, fs.")
 _VARIANTS = flags.DEFINE_list("variants", ["nve", "rescale", "nvt"],
                               f"Roll-out variants: {sorted(studies.VARIANTS)}.")
+_PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
+                               "Matmul precision of the models (bfloat16 runs are named "
+                               "<model>+bfloat16 in the results).")
 _TIME = flags.DEFINE_float("time_fs", 40960.0, "Simulated time of each roll-out, fs.")
 _RUNS = flags.DEFINE_string("runs_dir", "runs/rollouts", "Roll-out cache.")
 _OUT = flags.DEFINE_string("out", "results/figure2", "Results prefix (.json/.md/.png).")
@@ -52,9 +55,10 @@ def main(argv):
   if missing:
     raise errors.InputError(f"no {_MODEL.value} model for Δt {missing} fs in {_MODELS.value} "
                             f"(found Δt {sorted(found)} fs)")
-  models = {model_io.read_config(found[dt]).name: found[dt] for dt in wanted}
+  suffix = "" if _PRECISION.value == "float32" else f"+{_PRECISION.value}"
+  models = {model_io.read_config(found[dt]).name + suffix: found[dt] for dt in wanted}
   entry = studies.figure2(_SYSTEM.value, data_dir, models, _VARIANTS.value, _TIME.value,
-                          _RUNS.value)
+                          _RUNS.value, precision=_PRECISION.value)
   result = studies.merge_json(_OUT.value + ".json", _SYSTEM.value, entry)
   table = reporting.figure2_markdown(result, list(studies.VARIANTS))
   io_utils.write_text(_OUT.value + ".md", "# Figure 2 metrics (`python launch/figure2.py`)\n\n"

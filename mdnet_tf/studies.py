@@ -52,10 +52,11 @@ def variant_settings(variant, dt_fs, seed=0, frame_fs=FRAME_FS):
 
 
 def run_variant(model_path, start, variant, time_fs, out_dir, seed=0, progress=True,
-                frame_fs=FRAME_FS, max_seconds=None):
+                frame_fs=FRAME_FS, max_seconds=None, precision="float32"):
   """Runs (or resumes, or reuses) one roll-out of at least time_fs; returns
-  (rollout.Result, propagator)."""
-  prop = propagators.from_path(model_path, tailor="energy" if variant == "tailor" else "none")
+  (rollout.Result, propagator). precision: of the network's matmuls."""
+  prop = propagators.from_path(model_path, tailor="energy" if variant == "tailor" else "none",
+                               precision=precision)
   settings = variant_settings(variant, prop.dt_fs, seed, frame_fs)
   steps = math.ceil(time_fs / prop.dt_fs - 1e-9)
   q, p, box = start
@@ -67,10 +68,12 @@ def run_variant(model_path, start, variant, time_fs, out_dir, seed=0, progress=T
 # -- Figure 2 ---------------------------------------------------------------------
 
 
-def figure2(system, data_dir, models, variants, time_fs, runs_dir, progress=True):
+def figure2(system, data_dir, models, variants, time_fs, runs_dir, progress=True,
+            precision="float32"):
   """Runs every (model, variant) roll-out of one system and measures it.
 
-  models: {name: model path}.  Returns the system's entry of figure2.json.
+  models: {name: model path}.  precision: of the models' matmuls.
+  Returns the system's entry of figure2.json.
   """
   mass = dataset.load_manifest(data_dir)["mass_amu"]
   ref_traj = states.reference(data_dir)
@@ -83,7 +86,7 @@ def figure2(system, data_dir, models, variants, time_fs, runs_dir, progress=True
     for variant in variants:
       out_dir = os.path.join(runs_dir, system, f"{name}_{variant}")
       res, prop = run_variant(path, ref_traj.start, variant, time_fs, out_dir,
-                              progress=progress)
+                              progress=progress, precision=precision)
       if res.failure is not None:
         m = analysis.thermo_metrics(res.thermo, entry["num_atoms"])
         m["status"] = f"failed at {res.failure.time_fs:g} fs: {res.failure.reason}"
