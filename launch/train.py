@@ -2,6 +2,7 @@
 
   python launch/train.py --dt=16
   python launch/train.py --dt=64 --graph_backend=xla --epochs=30 --workdir=runs/mdnet_dt64
+  python launch/train.py --dt=128 --graph_backend=graph --rollout_steps=3 --noise=0.1
 
 With defaults, a missing dataset is generated first (the `small` preset). The
 run resumes from its last checkpoint when started again with the same workdir.
@@ -21,6 +22,7 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 from mdnet_tf import models  # noqa: E402
+from mdnet_tf import multistep  # noqa: E402
 from mdnet_tf import training  # noqa: E402
 from mdnet_tf.data import dataset  # noqa: E402
 from mdnet_tf.data import generate  # noqa: E402
@@ -33,9 +35,17 @@ _MODEL = flags.DEFINE_enum("model", "mdnet", ["mdnet", "egnn", "simple"], "Model
 _TAILOR = flags.DEFINE_enum("tailor", "none", ["none", "temperature", "energy", "learned"],
                             "Noether meta-tailoring (SIMPLE) of the model's prediction.")
 _TAILOR_LR = flags.DEFINE_float("tailor_lr", 1e-3, "Inner SGD step size of tailoring.")
-_BACKEND = flags.DEFINE_enum("graph_backend", "dgl", ["dgl", "xla"],
-                             "Message passing: DGL (eager, the paper's stack) or "
-                             "TF-native segment ops compiled with XLA.")
+_BACKEND = flags.DEFINE_enum("graph_backend", "dgl", ["dgl", "xla", "graph"],
+                             "Message passing: DGL (eager, the paper's stack), TF-native "
+                             "segment ops compiled with XLA, or compact graphs in graph mode "
+                             "on short true trajectories (--rollout_steps, --noise).")
+_ROLLOUT_STEPS = flags.DEFINE_integer("rollout_steps", 1, "graph backend: steps k of the "
+                                      "unrolled loss (1 = the paper's one-step loss).")
+_STARTS = flags.DEFINE_integer("starts_per_trajectory", None, "graph backend: sequence starts "
+                               "per NVE trajectory (default: every dump frame; the paper's "
+                               "pairs use 10).")
+_NOISE = flags.DEFINE_float("noise", 0.0, "graph backend: std of the noise on the start state, "
+                            "in units of the one-step target scales.")
 _PRESET = flags.DEFINE_enum("preset", "small", sorted(presets.PRESETS),
                             "Dataset preset (generated if --data_dir is missing).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset (default data/<preset>).")
@@ -104,14 +114,23 @@ def main(argv):
                                mass_amu=manifest["mass_amu"], lj_epsilon=potential["epsilon"],
                                lj_sigma=potential["sigma"], model=_MODEL.value,
                                tailor=_TAILOR.value, tailor_lr=_TAILOR_LR.value)
-  print(f"preparing graphs for {len(train_pairs)} train / {len(val_pairs)} validation pairs")
-  train = training.prepare(train_pairs, config.cutoff_angstrom, _MAX_PAIRS.value)
+  if _BACKEND.value == "graph":
+    sequences = dataset.load_sequences(data_dir, "train", _DT.value, _ROLLOUT_STEPS.value,
+                                       _STARTS.value, _SEED.value)
+    print(f"{len(sequences)} training sequences of {_ROLLOUT_STEPS.value} × {_DT.value} fs "
+          f"(forward and time-reversed); {len(val_pairs)} validation pairs")
+    train = multistep.prepare(sequences)
+  else:
+    if _ROLLOUT_STEPS.value != 1:
+      raise app.UsageError("--rollout_steps > 1 needs --graph_backend=graph")
+    print(f"preparing graphs for {len(train_pairs)} train / {len(val_pairs)} validation pairs")
+    train = training.prepare(train_pairs, config.cutoff_angstrom, _MAX_PAIRS.value)
   validation = training.prepare(val_pairs, config.cutoff_angstrom)
   steps = _STEPS.value or _EPOCHS.value * (len(train) // _BATCH.value)
   options = training.TrainOptions(
       steps=steps, seed=_SEED.value, learning_rate=_LR.value, decay_rate=_DECAY.value,
       decay_steps=_DECAY_STEPS.value, checkpoint_every=_CKPT_EVERY.value,
-      graph_backend=_BACKEND.value, batch_size=_BATCH.value)
+      graph_backend=_BACKEND.value, batch_size=_BATCH.value, noise=_NOISE.value)
   with strategy.scope() if strategy else contextlib.nullcontext():
     model = models.build(config, seed=_SEED.value)
     trainer = training.Trainer(model, train, validation, options, workdir, strategy)
@@ -120,10 +139,13 @@ def main(argv):
   run = {"command": " ".join(shlex.quote(a) for a in sys.argv), "data_dir": data_dir,
          "preset": manifest["preset"]["name"], "data_seed": manifest["seed"],
          "options": options.__dict__, "parameters": mdnet.count_parameters(model),
-         "train_pairs": len(train), "train_seconds_total": previous.get("train_seconds_total", 0.0)}
+         "train_pairs": len(train), "rollout_steps": _ROLLOUT_STEPS.value,
+         "starts_per_trajectory": _STARTS.value,
+         "train_seconds_total": previous.get("train_seconds_total", 0.0)}
   training.save_config(workdir, config, run)
   print(f"{_MODEL.value} Δt = {_DT.value} fs, {mdnet.count_parameters(model)} parameters, "
-        f"{steps} steps ({steps * _BATCH.value / len(train):.1f} epochs of {len(train)} pairs), "
+        f"{steps} steps ({steps * _BATCH.value / len(train):.1f} epochs of {len(train)} "
+        f"training items), "
         f"backend {_BACKEND.value}, workdir {workdir}")
   result = trainer.fit()
   run.update(train_seconds_total=run["train_seconds_total"] + result["seconds"],

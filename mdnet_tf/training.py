@@ -28,6 +28,7 @@ import tqdm
 from mdnet_tf import errors
 from mdnet_tf import io_utils
 from mdnet_tf import models
+from mdnet_tf import multistep
 from mdnet_tf import partition
 from mdnet_tf.models import graph as graph_lib
 from mdnet_tf.models import segment_ops
@@ -88,12 +89,7 @@ def prepare(pairs, cutoff, max_pairs=None):
                   f32(pairs.next_momenta[:count] - pairs.momenta[:count]), stacked)
 
 
-def loss_terms(config, dq_pred, dp_pred, dq, dp):
-  """(loss, position term, momentum term) of the normalized MSE."""
-  s = config.stats
-  lq = tf.reduce_mean(tf.square((dq_pred - dq) / s.dq_scale))
-  lp = tf.reduce_mean(tf.square((dp_pred - dp) / s.dp_scale))
-  return lq + lp, lq, lp
+loss_terms = multistep.loss_terms   # the one-step loss (the paper's)
 
 
 @dataclasses.dataclass
@@ -104,9 +100,11 @@ class TrainOptions:
   decay_rate: float = 0.8
   decay_steps: Optional[int] = None       # default: steps // 20
   checkpoint_every: int = 100
-  graph_backend: str = "xla"              # 'xla' (segment ops, XLA) or 'dgl' (eager)
+  graph_backend: str = "xla"              # 'xla' (segment ops, XLA), 'dgl' (eager) or
+                                          # 'graph' (compact graphs, multi-step sequences)
   validate_every: Optional[int] = None    # default: once per epoch
   batch_size: int = 1                     # global batch (paper: 1)
+  noise: float = 0.0                      # 'graph': start-state noise, units of (s_q, s_p)
 
 
 class Trainer:
@@ -115,6 +113,9 @@ class Trainer:
   With a tf.distribute `strategy` (XLA path only), build the model and the
   Trainer inside `strategy.scope()`; each step splits the global batch across
   replicas and sums the gradients, which gives the single-device update.
+  With graph_backend 'graph', `train` is a multistep.PreparedSequences and the
+  loss is the k-step unrolled loss (multistep.py; k = 1 is the paper's loss);
+  validation stays one-step on prepared pairs.
   """
 
   def __init__(self, model, train, validation, options, workdir, strategy=None):
@@ -160,8 +161,12 @@ class Trainer:
     elif options.graph_backend == "xla":
       self._grad_fn = tf.function(self._loss_and_grads, jit_compile=True)
       self._step_fn = tf.function(self._xla_step)
+    elif options.graph_backend == "graph":
+      if not isinstance(train, multistep.PreparedSequences):
+        raise errors.InputError("graph_backend 'graph' trains on multistep.PreparedSequences")
+      self._step_fn = tf.function(self._sequence_step)
     else:
-      raise errors.InputError(f"graph_backend must be 'dgl' or 'xla', got "
+      raise errors.InputError(f"graph_backend must be 'dgl', 'xla' or 'graph', got "
                               f"{options.graph_backend!r}")
     self._eval_fn = tf.function(self._predict, jit_compile=True)
 
@@ -184,6 +189,23 @@ class Trainer:
         terms = loss_terms(self.model.config, dq_pred, dp_pred, dq[k], dp[k])
         total = [a + scale * b for a, b in zip(total, terms)]
     return total, tape.gradient(total[0], variables)
+
+  def _sequence_loss_and_grads(self, batch, step):
+    """The unrolled k-step loss of a batch of sequences, its terms and gradients."""
+    q, p, box, dq, dp = batch
+    scale = 1.0 / self.options.batch_size
+    forward = lambda *args: models.forward(self.model, *args)
+    with tf.GradientTape() as tape:
+      total = [tf.constant(0.0)] * 3
+      for k in range(q.shape[0]):
+        seed = tf.stack([tf.cast(step, tf.int32), tf.constant(k)])
+        terms = multistep.unrolled_terms(forward, self.model.config, q[k], p[k], box[k],
+                                         dq[k], dp[k], self.options.noise, seed)
+        total = [a + scale * b for a, b in zip(total, terms)]
+    return total, tape.gradient(total[0], self.model.trainable_variables)
+
+  def _sequence_step(self, batch, step):
+    return self._apply(*self._sequence_loss_and_grads(batch, step))
 
   def _apply(self, terms, grads):
     self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
@@ -229,6 +251,8 @@ class Trainer:
   def one_step(self, step):
     indices = self.batch_indices(step)
     batch = self.train.batch(indices)
+    if self.options.graph_backend == "graph":
+      return self._step_fn(batch, tf.constant(step, tf.int64))
     if self._dgl_graphs is not None:
       terms, grads = self._loss_and_grads(batch, [self._dgl_graphs[i] for i in indices])
       return self._apply(terms, grads)

@@ -18,7 +18,7 @@ FLOORS = [
      "models.compact_ops",
      "models.dgl_ops", "models.normalization"],
     ["models.mdnet", "models.egnn", "models.simple", "models.tailoring", "models", "verlet",
-     "stepping", "analysis"],
+     "stepping", "analysis", "multistep"],
     ["models.io", "thermo", "training"],
     ["propagators", "rollout", "evaluation"],
     ["signatures", "benchmarking"],

@@ -146,6 +146,86 @@ def load_pairs(data_dir, split, dt_fs, verify=True):
     raise errors.DatasetError(f"cannot read {path}: {e}") from e
 
 
+class FrameSequences(NamedTuple):
+  """Short true trajectories for multi-step training (NumPy arrays).
+
+  positions [S, k+1, N, 3] Å (unwrapped, float64), momenta [S, k+1, N, 3]
+  g/mol·Å/fs: the states at t, t + Δt, ..., t + kΔt. box [S, 3] Å;
+  trajectory [S] int; time_fs [S] start times; reversed [S] bool (the
+  time-reversed sequence (q(t+kΔt), −p(t+kΔt)) → ... → (q(t), −p(t))).
+  """
+  dt_fs: int
+  positions: np.ndarray
+  momenta: np.ndarray
+  box: np.ndarray
+  trajectory: np.ndarray
+  time_fs: np.ndarray
+  reversed: np.ndarray
+
+  def __len__(self):
+    return len(self.positions)
+
+  @property
+  def num_steps(self):
+    return self.positions.shape[1] - 1
+
+
+def load_sequences(data_dir, split, dt_fs, num_steps, starts_per_trajectory=None, seed=0,
+                   time_reversed=None):
+  """FrameSequences of k = num_steps steps of dt_fs from a dataset's NVE dumps.
+
+  Start times are all dump frames with t + kΔt inside the NVE stage, or
+  `starts_per_trajectory` of them drawn with `seed` (per trajectory). Time-reversed
+  sequences are added for the training split unless time_reversed says otherwise.
+  Dumps are checked against the manifest's checksums.
+
+  Raises:
+    errors.DatasetError: unknown split, Δt not a multiple of the dump spacing,
+      a sequence longer than the NVE stage, a dump that does not match.
+  """
+  manifest = load_manifest(data_dir)
+  preset = manifest["preset"]
+  every = preset["dump_every_fs"]
+  if num_steps < 1 or dt_fs % every:
+    raise errors.DatasetError(f"need num_steps ≥ 1 and Δt a multiple of the dump spacing "
+                              f"{every} fs; got {num_steps} steps of {dt_fs} fs")
+  span = num_steps * dt_fs
+  stage = preset["nve_steps"] * preset["timestep_fs"]
+  if span > stage:
+    raise errors.DatasetError(f"{num_steps} steps of {dt_fs} fs = {span} fs exceed the "
+                              f"{stage:g} fs NVE stage of {data_dir}")
+  records = [t for t in manifest["trajectories"] if t["split"] == split and t["kind"] == "nve"]
+  if not records:
+    raise errors.DatasetError(f"split {split!r} has no trajectories in {data_dir}")
+  if time_reversed is None:
+    time_reversed = split == "train"
+  out = {k: [] for k in ("positions", "momenta", "box", "trajectory", "time_fs", "reversed")}
+  for index, record in enumerate(manifest["trajectories"]):
+    if record not in records:
+      continue
+    path = os.path.join(data_dir, record["dump"])
+    if io_utils.sha256(path) != record["sha256"]:
+      raise errors.DatasetError(f"{path} does not match its checksum in manifest.json")
+    frames = {f.timestep * preset["timestep_fs"]: f for f in dump.read_dump(path)}
+    starts = np.arange(0, stage - span + 1, every)
+    if starts_per_trajectory is not None and starts_per_trajectory < len(starts):
+      rng = np.random.default_rng([seed, index])
+      starts = np.sort(rng.choice(starts, starts_per_trajectory, replace=False))
+    for t in starts.tolist():
+      chain = [frames[t + j * dt_fs] for j in range(num_steps + 1)]
+      q = np.stack([f.positions for f in chain])
+      p = np.stack([f.velocities for f in chain]) * manifest["mass_amu"]
+      for rev in ([False, True] if time_reversed else [False]):
+        out["positions"].append(q[::-1] if rev else q)
+        out["momenta"].append(-p[::-1] if rev else p)
+        out["box"].append(chain[0].box)
+        out["trajectory"].append(index)
+        out["time_fs"].append(float(t))
+        out["reversed"].append(rev)
+  return FrameSequences(int(dt_fs), *[np.stack(out[k]) for k in (
+      "positions", "momenta", "box", "trajectory", "time_fs", "reversed")])
+
+
 def pairs_from_dump(paths, dt_fs, mass, timestep_fs=1.0):
   """FramePairs (t, t + dt) from LAMMPS dumps (real units, atoms of `mass` g/mol).
 
