@@ -12,9 +12,10 @@ tf_serving_warmup_requests. The export is written to a temporary directory and
 renamed into place, so a server never sees a half-written version.
 """
 
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mdnet_tf import quiet  # before TensorFlow is imported
+
+quiet.install()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

@@ -13,7 +13,9 @@ while another job uses the cores: every number would be skewed.
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mdnet_tf import quiet  # before TensorFlow is imported
+
+quiet.install()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

@@ -15,9 +15,10 @@ atom per ns. Mass and potential come from the dataset. Writes <out>.json,
 <out>.md and <out>.png.
 """
 
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mdnet_tf import quiet  # before TensorFlow is imported
+
+quiet.install()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

@@ -11,9 +11,10 @@ potential (with --dump: --mass_amu, --lj_epsilon, --lj_sigma, --cutoff).
 Writes <out_dir>/table1.md and table1.json.
 """
 
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mdnet_tf import quiet  # before TensorFlow is imported
+
+quiet.install()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

@@ -5,9 +5,10 @@ with a model card (command, data, training time, its Table 1 row).
       --note="Trained while a second run shared the 2 cores."
 """
 
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mdnet_tf import quiet  # before TensorFlow is imported
+
+quiet.install()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

@@ -14,10 +14,11 @@ trajectory.extxyz (unwrapped positions, momenta), thermo.dat, report.json and
 rollout_checkpoint.npz; re-running the same command resumes a killed run.
 """
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mdnet_tf import quiet  # before TensorFlow is imported
+
+quiet.install()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

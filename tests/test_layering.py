@@ -11,7 +11,7 @@ ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 
 # Lowest floor first. A module may import modules of its own floor or below.
 FLOORS = [
-    ["errors", "units", "io_utils", "paper"],
+    ["errors", "units", "io_utils", "paper", "quiet"],
     ["space", "extxyz", "data.dump", "data.presets"],
     ["partition", "potentials", "integrate", "data.dataset", "data.lammps_driver", "models.mlp"],
     ["capacity", "data.states", "data.generate", "models.graph", "models.segment_ops",
