@@ -3,11 +3,12 @@
   python export/export_savedmodel.py --workdir=pretrained/mdnet_dt16 \
       --export_base=models/mdnet --version=1
 
-The graph holds the neighbor search, the model and the update, in plain graph
-execution by default (runs on the stock TF Serving, which disables XLA) or with
---xla as XLA programs (capacities fixed from a reference frame ×
---capacity_multiplier; overflow is an InvalidArgument error); signatures serving_default, rollout and rollout_nvt (see
-mdnet_tf/signatures.py). assets.extra/ holds mdnet_metadata.json and
+The graph holds the neighbor search, the model and the update: signatures
+serving_default, rollout, rollout_rescaled and rollout_nvt (see
+mdnet_tf/signatures.py), in plain graph execution by default (runs on the stock
+TF Serving, which disables XLA) or with --xla as XLA programs (capacities fixed
+from a reference frame × --capacity_multiplier; an overflow is an
+InvalidArgument error). assets.extra/ holds mdnet_metadata.json and
 tf_serving_warmup_requests. The export is written to a temporary directory and
 renamed into place, so a server never sees a half-written version.
 """
@@ -37,6 +38,11 @@ _XLA = flags.DEFINE_bool("xla", False, "Compile each step loop as one XLA progra
 _PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
                                "Matmul precision of the network (bfloat16: ~1.2x faster on "
                                "AVX-512 BF16 CPUs, see README for its accuracy cost).")
+_T_FACTOR = flags.DEFINE_float("temperature_factor", exporting.TEMPERATURE_FACTOR,
+                               "Served roll-outs fail if T leaves [T0/f, T0*f].")
+_MIN_SIGMA = flags.DEFINE_float("min_distance_sigma", exporting.MIN_DISTANCE_SIGMA,
+                                "Served roll-outs fail if a pair comes closer than this "
+                                "fraction of the model's LJ sigma.")
 _MULTIPLIER = flags.DEFINE_float("capacity_multiplier", capacity.HEADROOM,
                                  "Neighbor/cell capacity head-room over the reference frame "
                                  f"(graph edges: at most × {capacity.EDGE_HEADROOM}).")
@@ -46,9 +52,10 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   path = exporting.export(_WORKDIR.value, _BASE.value, _VERSION.value, _DATA_DIR.value,
-                          _MULTIPLIER.value, "xla" if _XLA.value else "graph", _PRECISION.value)
+                          _MULTIPLIER.value, "xla" if _XLA.value else "graph", _PRECISION.value,
+                          _T_FACTOR.value, _MIN_SIGMA.value)
   print(f"exported {path} ({'XLA' if _XLA.value else 'graph mode, no XLA'}): signatures "
-        f"serving_default, rollout, rollout_nvt; metadata in "
+        f"serving_default, rollout, rollout_rescaled, rollout_nvt; metadata in "
         f"{path}/assets.extra/mdnet_metadata.json")
 
 

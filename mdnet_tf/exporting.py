@@ -20,6 +20,7 @@ import tensorflow as tf
 import mdnet_tf
 from mdnet_tf import capacity as capacity_lib
 from mdnet_tf import signatures
+from mdnet_tf import stepping
 from mdnet_tf import units
 from mdnet_tf.data import dataset
 from mdnet_tf.models import io as model_io
@@ -59,13 +60,22 @@ def reference_state(workdir, data_dir, dt_fs):
   return tuple(np.asarray(x, np.float32) for x in state), source
 
 
+# Failure criteria of served roll-outs (those of launch/rollout.py): temperature
+# outside [T₀/3, 3 T₀]; a pair closer than 0.73 σ (2.5 Å for argon).
+TEMPERATURE_FACTOR = 3.0
+MIN_DISTANCE_SIGMA = 2.5 / 3.432
+
+
 def export(workdir, export_base, version, data_dir=None, multiplier=capacity_lib.HEADROOM,
-           mode="graph", precision="float32"):
+           mode="graph", precision="float32", temperature_factor=TEMPERATURE_FACTOR,
+           min_distance_sigma=MIN_DISTANCE_SIGMA):
   """Writes <export_base>/<version>/ and returns its path.
 
   mode: 'graph' (default: plain graph execution, runs on the stock TF Serving)
   or 'xla' (one XLA program per step loop; the server must enable XLA).
-  precision: 'float32' or 'bfloat16' matmuls.
+  precision: 'float32' or 'bfloat16' matmuls. temperature_factor,
+  min_distance_sigma: failure criteria of the roll-out signatures (T outside
+  [T₀/f, T₀·f]; a pair closer than this fraction of the model's LJ σ).
   multiplier: xla mode's neighbor-list head-room over the reference state
   (the graph gets capacity.EDGE_HEADROOM at most); a state that needs more is
   refused. Graph mode has no capacity to exceed.
@@ -76,7 +86,9 @@ def export(workdir, export_base, version, data_dir=None, multiplier=capacity_lib
   (q, p, box), source = reference_state(workdir, data_dir or run.get("data_dir"),
                                         int(config.dt_fs))
   capacity, _ = capacity_lib.Capacity.fit(q, box, config.cutoff_angstrom, headroom=multiplier)
-  module = signatures.StepModule(model, capacity, mode, precision)
+  min_distance = min_distance_sigma * config.lj_sigma
+  module = signatures.StepModule(model, capacity, mode, precision, temperature_factor,
+                                 min_distance)
   final = os.path.join(export_base, str(version))
   if os.path.exists(final):
     raise FileExistsError(f"{final} exists; choose another --version")
@@ -100,10 +112,19 @@ def export(workdir, export_base, version, data_dir=None, multiplier=capacity_lib
                                           f"{min(multiplier, capacity_lib.EDGE_HEADROOM)})"},
       "export_version": version, "mdnet_tf_version": mdnet_tf.__version__,
       "checkpoint": checkpoint, "training_command": run.get("command"),
+      "failure_criteria": {"temperature_factor": temperature_factor,
+                           "min_distance_angstrom": min_distance,
+                           "min_distance_sigma": min_distance_sigma,
+                           "codes": list(stepping.FAILURES)},
       "signatures": {
           "serving_default": "positions[N,3], momenta[N,3], box[3] -> positions, momenta",
-          "rollout": "+ num_steps[] int32",
-          "rollout_nvt": "+ num_steps, target_temperature[] K, tau_fs[] fs, seed[] int32"}}
+          "rollout": "+ num_steps[] int32 -> positions, momenta, temperature K, "
+                     "potential_energy, kinetic_energy kcal/mol, min_distance A, "
+                     "steps_done, failure",
+          "rollout_rescaled": "as rollout, momenta rescaled to the initial total energy; "
+                              "+ infeasible_rescales, clipped_rescales",
+          "rollout_nvt": "+ num_steps, target_temperature[] K, tau_fs[] fs, seed[] int32; "
+                         "outputs as rollout"}}
   with open(os.path.join(extra, "mdnet_metadata.json"), "w") as f:
     json.dump(metadata, f, indent=2, sort_keys=True)
   with tf.io.TFRecordWriter(os.path.join(extra, "tf_serving_warmup_requests")) as w:

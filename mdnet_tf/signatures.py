@@ -4,15 +4,23 @@ Shared by export (exporting.py) and the tests. The steps are the package's one
 step loop (stepping.py) with the model's propagator (propagators.py), so a
 served roll-out computes exactly what an in-process one does. Everything here
 is TF ops (no DGL, NumPy or py_function), so it runs inside a SavedModel and
-TF Serving. Signatures (fixed contract):
-  serving_default(positions [N,3] f32 Å, momenta [N,3] f32 g/mol·Å/fs, box [3] f32 Å)
-      -> {positions, momenta} one Δt later (positions continue unwrapped)
-  rollout(..., num_steps [] int32) -> {positions, momenta} after num_steps steps
+TF Serving. Signatures (fixed contract; inputs positions [N,3] f32 Å, momenta
+[N,3] f32 g/mol·Å/fs, box [3] f32 Å):
+  serving_default(...) -> {positions, momenta} one Δt later (positions unwrapped)
+  rollout(..., num_steps [] int32) -> NVE roll-out
+  rollout_rescaled(..., num_steps) -> NVE with the momenta rescaled about the
+      centre of mass after every step so that kinetic + LJ energy stays at the
+      initial total (FlashMD; α within [0.9, 1.1], infeasible/clipped counted)
   rollout_nvt(..., num_steps, target_temperature [] f32 K, tau_fs [] f32,
-      seed [] int32) -> the same with a CSVR thermostat for ½Δt before and after
-      every learned step
-Inside roll-outs positions and momenta accumulate in float64, so float32
-rounding of q + Δq does not build up over many steps.
+      seed [] int32) -> CSVR for ½Δt before and after every learned step
+Every roll-out signature returns positions, momenta (float32), temperature
+(K), potential_energy, kinetic_energy (kcal/mol, LJ of the model's config),
+min_distance (Å), all float64, steps_done (int32), failure (int32: 0 none,
+1 non-finite values, 2 temperature outside [T₀/f, T₀·f], 3 a pair closer than
+min_distance; T₀ the start temperature, or the target in NVT), and
+rollout_rescaled also infeasible_rescales, clipped_rescales (int32). After a
+failure the loop stops and returns the last good state with steps_done <
+num_steps. Inside roll-outs positions and momenta accumulate in float64.
 
 Execution mode (propagators.MODES):
   graph (default) — compact graph, plain TF graph execution, oneDNN matmuls; no
@@ -21,11 +29,13 @@ Execution mode (propagators.MODES):
   xla — padded graph with capacities fixed at export, the step loop one XLA
     program (needs a server started with --xla_cpu_compilation_enabled).
 Bad input (rank/shape, N mismatch, non-finite values, box < 2 r_c) and, in xla
-mode, a neighbor-list or graph overflow raise InvalidArgument with a message.
+mode, a neighbor-list or graph overflow that is not part of a physical failure
+raise InvalidArgument with a message.
 """
 
 import tensorflow as tf
 
+from mdnet_tf import integrate
 from mdnet_tf import propagators
 from mdnet_tf import stepping
 
@@ -44,7 +54,9 @@ class StepModule(tf.Module):
   'float32' or 'bfloat16' for the network's matmuls.
   """
 
-  def __init__(self, model, capacity, mode=propagators.DEFAULT_MODE, precision="float32"):
+  def __init__(self, model, capacity, mode=propagators.DEFAULT_MODE, precision="float32",
+               temperature_factor=3.0, min_distance=2.5):
+    """temperature_factor, min_distance (Å): the failure criteria of the roll-outs."""
     super().__init__(name="mdnet_step")
     if mode not in propagators.MODES:
       raise ValueError(f"mode must be one of {propagators.MODES}, got {mode!r}")
@@ -53,10 +65,14 @@ class StepModule(tf.Module):
     self.capacity = capacity
     self.mode = mode
     self.precision = precision
+    self.temperature_factor = float(temperature_factor)
+    self.min_distance = float(min_distance)
     # In xla mode the learned steps run as one XLA program per input shape; the
     # checks and the overflow → InvalidArgument conversion stay outside (XLA
     # drops Asserts). In graph mode they are plain graph functions.
+    self._single_loop = tf.function(self._single, jit_compile=mode == "xla")
     self._nve_loop = tf.function(self._nve, jit_compile=mode == "xla")
+    self._rescaled_loop = tf.function(self._rescaled, jit_compile=mode == "xla")
     self._nvt_loop = tf.function(self._nvt, jit_compile=mode == "xla")
 
   def _check(self, positions, momenta, box):
@@ -74,43 +90,97 @@ class StepModule(tf.Module):
             f"search needs every edge ≥ {2 * c.cutoff_angstrom} Å")),
     ]
 
-  def _run(self, loop, q, p, box, num_steps, dyn=stepping.Dynamic()):
-    prop = propagators.model_propagator(self.model, mode=self.mode, precision=self.precision)
-    out = stepping.run(prop, self.capacity, loop, q, p, box, num_steps, dyn)
+  def _propagator(self):
+    return propagators.model_propagator(self.model, mode=self.mode, precision=self.precision)
+
+  def _single(self, q, p, box):
+    out = stepping.run(self._propagator(), self.capacity, stepping.Loop(), q, p, box, 1)
     return out.positions, out.momenta, out.overflow
 
+  def _monitored(self, loop, q, p, box, num_steps, reference_temperature=None, **dyn):
+    """The monitored loop; reference temperature T₀: given (NVT) or the start's."""
+    prop = self._propagator()
+    t0 = (integrate.temperature(p, prop.mass) if reference_temperature is None
+          else tf.cast(reference_temperature, tf.float64))
+    f = self.temperature_factor
+    out = stepping.run(prop, self.capacity, loop, q, p, box, num_steps,
+                       stepping.Dynamic(t_low=t0 / f, t_high=t0 * f, **dyn))
+    row = out.rows[-1]
+    names = stepping.RECORDED
+    good = out.steps_done - tf.cast(out.failed, tf.int32)
+    return {"positions": out.positions, "momenta": out.momenta,
+            "temperature": row[names.index("temperature_K")],
+            "potential_energy": row[names.index("potential_kcal_mol")],
+            "kinetic_energy": row[names.index("kinetic_kcal_mol")],
+            "min_distance": row[names.index("min_distance_A")],
+            "steps_done": good, "failure": out.code,
+            "infeasible_rescales": tf.cast(out.events[0], tf.int32),
+            "clipped_rescales": tf.cast(out.events[1], tf.int32),
+            "overflow": out.overflow & ~out.failed}
+
+  def _loop(self, **kwargs):
+    return stepping.Loop(monitor=True, min_distance=self.min_distance, **kwargs)
+
   def _nve(self, q, p, box, num_steps):
-    return self._run(stepping.Loop(), q, p, box, num_steps)
+    return self._monitored(self._loop(), q, p, box, num_steps)
+
+  def _rescaled(self, q, p, box, num_steps):
+    # E₀ = kinetic + LJ energy of the start: the monitored values before any step.
+    start = stepping.run(self._propagator(), self.capacity, self._loop(), q, p, box, 0)
+    e0 = start.rows[-1][stepping.RECORDED.index("total_kcal_mol")]
+    return self._monitored(self._loop(energy_rescale=True), q, p, box, num_steps, e0=e0)
 
   def _nvt(self, q, p, box, num_steps, target_temperature, tau_fs, seed):
-    return self._run(stepping.Loop(thermostat="csvr"), q, p, box, num_steps,
-                     stepping.Dynamic(seed=seed, temperature=target_temperature, tau_fs=tau_fs))
+    return self._monitored(self._loop(thermostat="csvr"), q, p, box, num_steps,
+                           reference_temperature=target_temperature, seed=seed,
+                           temperature=target_temperature, tau_fs=tau_fs)
+
+  def _overflow_check(self, overflow):
+    return tf.debugging.Assert(tf.logical_not(overflow), [
+        f"neighbor list overflow: the capacities fixed at export "
+        f"({self.capacity.describe()}) are too small for this state (no atoms came "
+        f"unphysically close); re-export with a larger --capacity_multiplier"])
 
   def _finish(self, q, p, overflow):
     """float32 outputs, or InvalidArgument if a capacity overflowed (no truncation)."""
-    ok = tf.debugging.Assert(tf.logical_not(overflow), [
-        f"neighbor list overflow: the capacities fixed at export "
-        f"({self.capacity.describe()}) are too small for this state; re-export with a "
-        f"larger --capacity_multiplier"])
-    with tf.control_dependencies([ok]):
+    with tf.control_dependencies([self._overflow_check(overflow)]):
       return {"positions": tf.cast(q, tf.float32), "momenta": tf.cast(p, tf.float32)}
 
-  def _advance(self, positions, momenta, box, num_steps):
-    q, p, overflow = self._nve_loop(tf.cast(positions, tf.float64),
-                                   tf.cast(momenta, tf.float64), box, num_steps)
-    return self._finish(q, p, overflow)
+  def _finish_rollout(self, out, rescaled=False):
+    """The roll-out outputs (see the module doc); an overflow not caused by a
+    physical failure is an InvalidArgument error."""
+    keys = ["temperature", "potential_energy", "kinetic_energy", "min_distance",
+            "steps_done", "failure"] + (["infeasible_rescales", "clipped_rescales"]
+                                        if rescaled else [])
+    with tf.control_dependencies([self._overflow_check(out["overflow"])]):
+      result = {"positions": tf.cast(out["positions"], tf.float32),
+                "momenta": tf.cast(out["momenta"], tf.float32)}
+      result.update({k: tf.identity(out[k]) for k in keys})
+      return result
+
+  def _inputs(self, positions, momenta):
+    return tf.cast(positions, tf.float64), tf.cast(momenta, tf.float64)
 
   @tf.function(input_signature=_STATE)
   def step(self, positions, momenta, box):
     with tf.control_dependencies(self._check(positions, momenta, box)):
-      return self._advance(positions, momenta, box, 1)
+      return self._finish(*self._single_loop(*self._inputs(positions, momenta), box))
 
   @tf.function(input_signature=_STATE + [_STEPS])
   def rollout(self, positions, momenta, box, num_steps):
     checks = self._check(positions, momenta, box) + [
         tf.debugging.assert_non_negative(num_steps, message="num_steps must be ≥ 0")]
     with tf.control_dependencies(checks):
-      return self._advance(positions, momenta, box, num_steps)
+      return self._finish_rollout(
+          self._nve_loop(*self._inputs(positions, momenta), box, num_steps))
+
+  @tf.function(input_signature=_STATE + [_STEPS])
+  def rollout_rescaled(self, positions, momenta, box, num_steps):
+    checks = self._check(positions, momenta, box) + [
+        tf.debugging.assert_non_negative(num_steps, message="num_steps must be ≥ 0")]
+    with tf.control_dependencies(checks):
+      return self._finish_rollout(
+          self._rescaled_loop(*self._inputs(positions, momenta), box, num_steps), True)
 
   @tf.function(input_signature=_STATE + [
       _STEPS, tf.TensorSpec([], tf.float32, name="target_temperature"),
@@ -121,11 +191,9 @@ class StepModule(tf.Module):
         tf.debugging.assert_positive(target_temperature, message="target_temperature must be > 0 K"),
         tf.debugging.assert_positive(tau_fs, message="tau_fs must be > 0 fs")]
     with tf.control_dependencies(checks):
-      q, p, overflow = self._nvt_loop(tf.cast(positions, tf.float64),
-                                     tf.cast(momenta, tf.float64), box, num_steps,
-                                     target_temperature, tau_fs, seed)
-      return self._finish(q, p, overflow)
+      return self._finish_rollout(self._nvt_loop(*self._inputs(positions, momenta), box,
+                                                 num_steps, target_temperature, tau_fs, seed))
 
   def signatures(self):
     return {"serving_default": self.step, "rollout": self.rollout,
-            "rollout_nvt": self.rollout_nvt}
+            "rollout_rescaled": self.rollout_rescaled, "rollout_nvt": self.rollout_nvt}

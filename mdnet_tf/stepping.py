@@ -14,7 +14,8 @@ ships. One iteration, for step k = step0 + i:
     centre of mass to the initial total E0 (NVE, optional), kinetic energy,
     temperature, |Σp|, closest pair; the loop stops after a step whose values
     are non-finite, whose temperature leaves [t_low, t_high] or whose closest
-    pair is below min_distance.
+    pair is below min_distance, and returns the last good state (the state
+    before that step) with a failure code (FAILURES).
 
 State: positions [N, 3] Å (unwrapped) and momenta [N, 3] g/mol·Å/fs in
 float64; box [3] Å. Thermostat noise is a stateless function of (seed, k), so
@@ -35,6 +36,8 @@ THERMOSTATS = ("none", "csvr", "langevin")
 RECORDED = ("temperature_K", "potential_kcal_mol", "kinetic_kcal_mol", "total_kcal_mol",
             "momentum_norm", "min_distance_A", "alpha", "infeasible", "clipped")
 _SEED_TAG = 0x726f6c
+# Failure codes of a monitored loop (Outcome.code), in the order they are checked.
+FAILURES = ("none", "non-finite values", "temperature out of range", "atoms too close")
 
 
 class Loop(NamedTuple):
@@ -73,11 +76,14 @@ class Dynamic(NamedTuple):
 
 
 class Outcome(NamedTuple):
-  """steps_done [] int32 (< num_steps only after a failure); q, p [N, 3]
-  float64; overflow [] bool (some capacity was too small: the numbers are not
-  to be used); failed [] bool; rows [record_steps or 1, len(RECORDED)] float64
-  (monitoring; the last row is the last step's); neighbors of the final q
-  (dense list, or compact pairs)."""
+  """steps_done [] int32 (steps taken, a failing one included; < num_steps
+  only after a failure); q, p [N, 3] float64 (after a failure: the last good
+  state); overflow [] bool (some capacity was too small: the numbers are not to
+  be used); failed [] bool; rows [record_steps or 1, len(RECORDED)] float64
+  (monitoring; with record_steps = 0 the one row is the last step's, or the
+  start state's before any step); neighbors of the final q (dense list, or
+  compact pairs); code [] int32 (index into FAILURES); events [2] float64
+  (infeasible and clipped energy rescalings summed over the steps)."""
   steps_done: tf.Tensor
   positions: tf.Tensor
   momenta: tf.Tensor
@@ -85,6 +91,8 @@ class Outcome(NamedTuple):
   failed: tf.Tensor
   rows: tf.Tensor
   neighbors: object
+  code: tf.Tensor
+  events: tf.Tensor
 
 
 def _pair_potential_and_closest(positions, box, pairs, lj):
@@ -169,12 +177,14 @@ def run(propagator, capacity, loop, q, p, box, num_steps, dyn=Dynamic()):
                     tf.norm(tf.reduce_sum(p, 0)), r_min, alpha,
                     tf.cast(infeasible, tf.float64), tf.cast(clipped, tf.float64)])
     finite = tf.reduce_all(tf.math.is_finite(row)) & tf.reduce_all(tf.math.is_finite(q))
-    bad = (~finite | (temp < tf.cast(dyn.t_low, tf.float64))
-           | (temp > tf.cast(dyn.t_high, tf.float64)) | (r_min < loop.min_distance))
-    return p, row, bad
+    hot_or_cold = (temp < tf.cast(dyn.t_low, tf.float64)) | (temp > tf.cast(dyn.t_high, tf.float64))
+    code = tf.where(~finite, 1, tf.where(hot_or_cold, 2, tf.where(r_min < loop.min_distance,
+                                                                   3, 0)))
+    return p, row, code
 
-  def body(i, q, p, nl, overflow, failed, rows):
+  def body(i, q, p, nl, overflow, failed, rows, code, events):
     step = step0 + i
+    q_before, p_before = q, p
     if thermostat is not None:
       p = thermostat(p, step, 0)
     dq, dp, over = prop.delta(tf.cast(q, tf.float32), tf.cast(p, tf.float32), box32, nl,
@@ -185,18 +195,26 @@ def run(propagator, capacity, loop, q, p, box, num_steps, dyn=Dynamic()):
       p = thermostat(p, step, 1)
     nl, nl_overflow = neighbors_of(q)
     if loop.monitor:
-      p, row, failed = monitor(q, p, nl)
+      p, row, code = monitor(q, p, nl)
+      failed = code > 0
+      q = tf.where(failed, q_before, q)          # a failing step is not taken
+      p = tf.where(failed, p_before, p)
       slot = tf.minimum(i, rows_len - 1)
       rows = tf.tensor_scatter_nd_update(rows, [[slot]], row[None])
-    return i + 1, q, p, nl, overflow | over | nl_overflow, failed, rows
+      events = events + row[-2:]
+    return i + 1, q, p, nl, overflow | over | nl_overflow, failed, rows, code, events
 
+  rows0 = tf.zeros([rows_len, len(RECORDED)], tf.float64)
+  if loop.monitor and loop.record_steps == 0:   # report the start state if no step is taken
+    rows0 = monitor(tf.cast(q, tf.float64), tf.cast(p, tf.float64), nl0)[1][None]
+    rows0 = tf.tensor_scatter_nd_update(rows0, [[0, len(RECORDED) - 3]], [1.0])  # α of no step
   init = (tf.constant(0), tf.cast(q, tf.float64), tf.cast(p, tf.float64), nl0, overflow0,
-          tf.constant(False), tf.zeros([rows_len, len(RECORDED)], tf.float64))
+          tf.constant(False), rows0, tf.constant(0), tf.zeros([2], tf.float64))
   # Compact pairs change length from step to step: their shape is left open.
   invariants = tf.nest.map_structure(lambda t: t.shape, init)
   if prop.compact:
     invariants = invariants[:3] + ((tf.TensorShape([None]), tf.TensorShape([None])),) + invariants[4:]
-  i, q, p, nl, overflow, failed, rows = tf.while_loop(
-      lambda i, q, p, nl, overflow, failed, rows: (i < num_steps) & ~failed, body, init,
+  i, q, p, nl, overflow, failed, rows, code, events = tf.while_loop(
+      lambda i, q, p, nl, overflow, failed, *_: (i < num_steps) & ~failed, body, init,
       shape_invariants=invariants)
-  return Outcome(i, q, p, overflow, failed, rows, nl)
+  return Outcome(i, q, p, overflow, failed, rows, nl, code, events)

@@ -14,6 +14,7 @@ of its roll-out trajectory, with the dataset's mass).
 """
 
 import os
+import sys
 import time
 
 from mdnet_tf import quiet  # before TensorFlow is imported
@@ -29,6 +30,7 @@ from tensorflow_serving.apis import predict_pb2  # noqa: E402
 from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
 
 from mdnet_tf import extxyz  # noqa: E402
+from mdnet_tf import stepping  # noqa: E402
 from mdnet_tf import units  # noqa: E402
 from mdnet_tf.data import dataset  # noqa: E402
 from mdnet_tf.data import states  # noqa: E402
@@ -67,7 +69,10 @@ class RolloutClient:
     self.model_name, self.deadline_s, self.max_retries = model_name, deadline_s, max_retries
 
   def advance(self, positions, momenta, box, num_steps):
-    """The state `num_steps` learned steps later (one gRPC call)."""
+    """(positions, momenta, steps done, failure code) after up to `num_steps`
+    learned steps (one gRPC call). A served roll-out that hit a physical failure
+    returns its last good state with fewer steps done and a failure code
+    (mdnet_tf.stepping.FAILURES); single steps and older exports report none."""
     request = predict_pb2.PredictRequest()
     request.model_spec.name = self.model_name
     request.model_spec.signature_name = "serving_default" if num_steps == 1 else "rollout"
@@ -80,8 +85,11 @@ class RolloutClient:
     for attempt in range(self.max_retries + 1):
       try:
         response = self.stub.Predict(request, timeout=self.deadline_s)
-        return (codec.to_ndarray(response.outputs["positions"]),
-                codec.to_ndarray(response.outputs["momenta"]))
+        out = response.outputs
+        done = int(codec.to_ndarray(out["steps_done"])) if "steps_done" in out else num_steps
+        failure = int(codec.to_ndarray(out["failure"])) if "failure" in out else 0
+        return (codec.to_ndarray(out["positions"]), codec.to_ndarray(out["momenta"]), done,
+                failure)
       except grpc.RpcError as e:
         if e.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.max_retries:
           raise
@@ -98,7 +106,8 @@ def rollout(client, start, num_steps, steps_per_call, output, dt_fs=None, mass=N
   """Rolls out to `num_steps`, appending frames to `output`; resumes if it exists.
 
   Returns a summary dict (steps, wall time, final temperature in K, None
-  without a mass).
+  without a mass, and `failure`: None, or the reason a served roll-out stopped
+  early; its last good state is the trajectory's last frame).
   """
   positions, momenta, box = start
   done = 0
@@ -109,19 +118,27 @@ def rollout(client, start, num_steps, steps_per_call, output, dt_fs=None, mass=N
     extxyz.append_frame(output, 0, positions, momenta, box, dt_fs)
   started = time.time()
   bar = tqdm.tqdm(total=num_steps, initial=done, unit="step", disable=not progress)
+  failure = None
   while done < num_steps:
     n = min(steps_per_call, num_steps - done)
-    positions, momenta = client.advance(positions, momenta, box, n)
-    done += n
-    extxyz.append_frame(output, done, positions, momenta, box, dt_fs)
-    bar.update(n)
+    positions, momenta, taken, code = client.advance(positions, momenta, box, n)
+    if taken:
+      done += taken
+      extxyz.append_frame(output, done, positions, momenta, box, dt_fs)
+      bar.update(taken)
+    if code:
+      failure = (f"served roll-out stopped at step {done + 1}: "
+                 f"{stepping.FAILURES[code]} (the last good state, step {done}, is the "
+                 f"last frame of {output})")
+      break
   bar.close()
   temperature = None
   if mass is not None:
     kinetic = units.kinetic_energy_from_momenta_sq(np.sum(momenta.astype(np.float64) ** 2), mass)
     temperature = units.temperature_from_kinetic(kinetic, 3 * len(positions) - 3)
   return {"steps": done, "wall_seconds": time.time() - started, "temperature": temperature,
-          "simulated_fs": None if dt_fs is None else done * dt_fs}
+          "simulated_fs": None if dt_fs is None else done * dt_fs, "failure": failure}
+
 
 
 def main(argv):
@@ -143,6 +160,9 @@ def main(argv):
                  else f"{summary['temperature']:.1f} K")
   print(f"{summary['steps']} steps, {simulated}{summary['wall_seconds']:.1f} s wall time "
         f"this run, final temperature {temperature} -> {_OUTPUT.value}")
+  if summary["failure"]:
+    print(f"FAILED: {summary['failure']}")
+    sys.exit(2)
 
 
 if __name__ == "__main__":

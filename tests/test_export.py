@@ -23,6 +23,10 @@ from mdnet_tf.models import graph as graph_lib
 from mdnet_tf.models import io as model_io
 from mdnet_tf.models import segment_ops
 
+# A model trained for a few steps heats up within tens of steps: the served
+# roll-outs' failure criteria are loosened so that the numerics can be compared.
+LOOSE = dict(temperature_factor=100.0, min_distance_sigma=0.3)
+
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +40,8 @@ def exported(smoke_dir, tmp_path_factory):
   trainer.fit(progress=False)
   training.save_config(work, config, {"data_dir": smoke_dir, "command": "test"})
   base = str(tmp_path_factory.mktemp("models"))
-  path = exporting.export(work, base, 1)
-  xla_path = exporting.export(work, base, 2, mode="xla")
+  path = exporting.export(work, base, 1, **LOOSE)
+  xla_path = exporting.export(work, base, 2, mode="xla", **LOOSE)
   return trainer.model, path, dataset.load_pairs(smoke_dir, "test", 16), xla_path
 
 
@@ -183,3 +187,73 @@ def test_graph_and_xla_exports_agree(exported):
                              atol=2e-4)
   np.testing.assert_allclose(outs[0]["momenta"].numpy(), outs[1]["momenta"].numpy(),
                              atol=1e-3 * np.abs(p.numpy()).max())
+
+
+@pytest.fixture(scope="module")
+def served_pretrained(tmp_path_factory):
+  """The pretrained 16 fs model exported with the default failure criteria."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  path = exporting.export(os.path.join(root, "pretrained", "mdnet_dt16"),
+                          str(tmp_path_factory.mktemp("pretrained")), 1)
+  return tf.saved_model.load(path)
+
+
+def _state(liquid_frame):
+  q = liquid_frame.positions.astype(np.float32)
+  p = (liquid_frame.velocities * 39.948).astype(np.float32)
+  return q, p, liquid_frame.box.astype(np.float32)
+
+
+def _total_energy(q, p, box):
+  """Independent reference: LJ energy on a dense list (float64) + kinetic energy."""
+  from mdnet_tf import integrate, potentials  # pylint: disable=import-outside-toplevel
+  q64, p64, box64 = (tf.constant(np.asarray(x, np.float64)) for x in (q, p, box))
+  _, nl = partition.allocate(q64, box64, 7.0)
+  return float(potentials.energy(q64, box64, nl) + integrate.kinetic_energy(p64, 39.948))
+
+
+def test_rollout_rescaled_conserves_energy_and_momentum(served_pretrained, liquid_frame):
+  q, p, box = _state(liquid_frame)
+  out = served_pretrained.signatures["rollout_rescaled"](
+      positions=tf.constant(q), momenta=tf.constant(p), box=tf.constant(box),
+      num_steps=tf.constant(50))
+  assert int(out["steps_done"]) == 50 and int(out["failure"]) == 0
+  e0 = _total_energy(q, p, box)
+  total = float(out["potential_energy"] + out["kinetic_energy"])
+  # Rescaling is exact in float64; the start energy is taken from float32 inputs on both sides.
+  assert total == pytest.approx(e0, rel=1e-9, abs=1e-9)
+  # The returned state's own energy agrees to float32 rounding of the returned arrays.
+  assert _total_energy(out["positions"], out["momenta"], box) == pytest.approx(e0, abs=2e-2)
+  assert int(out["infeasible_rescales"]) == 0
+  np.testing.assert_allclose(out["momenta"].numpy().sum(0), p.sum(0), atol=1e-4)
+  plain = served_pretrained.signatures["rollout"](
+      positions=tf.constant(q), momenta=tf.constant(p), box=tf.constant(box),
+      num_steps=tf.constant(50))
+  assert abs(float(plain["potential_energy"] + plain["kinetic_energy"]) - e0) > abs(total - e0)
+
+
+def test_served_failure_returns_the_last_good_state(served_pretrained, liquid_frame):
+  q, p, box = _state(liquid_frame)
+  close = q.copy()
+  close[1] = close[0] + np.float32([2.0, 0.0, 0.0])     # a pair 2 Å apart (< 0.73 σ)
+  out = served_pretrained.signatures["rollout"](
+      positions=tf.constant(close), momenta=tf.constant(p), box=tf.constant(box),
+      num_steps=tf.constant(20))
+  assert int(out["steps_done"]) == 0 and int(out["failure"]) == 3
+  np.testing.assert_array_equal(out["positions"].numpy(), close)
+  # NVT towards 10 K from an 80 K liquid: outside [10/3, 30] K after the first step.
+  out = served_pretrained.signatures["rollout_nvt"](
+      positions=tf.constant(q), momenta=tf.constant(p), box=tf.constant(box),
+      num_steps=tf.constant(20), target_temperature=tf.constant(10.0),
+      tau_fs=tf.constant(1000.0), seed=tf.constant(1))
+  assert int(out["steps_done"]) == 0 and int(out["failure"]) == 2
+  np.testing.assert_array_equal(out["momenta"].numpy(), p)
+  # A healthy roll-out of the same liquid: every step done, thermo of the final state.
+  out = served_pretrained.signatures["rollout"](
+      positions=tf.constant(q), momenta=tf.constant(p), box=tf.constant(box),
+      num_steps=tf.constant(10))
+  assert int(out["steps_done"]) == 10 and int(out["failure"]) == 0
+  from mdnet_tf import integrate  # pylint: disable=import-outside-toplevel
+  t_final = float(integrate.temperature(tf.cast(out["momenta"], tf.float64), 39.948))
+  assert float(out["temperature"]) == pytest.approx(t_final, rel=1e-5)
+  assert 2.5 < float(out["min_distance"]) < 7.0

@@ -25,6 +25,10 @@ from mdnet_tf import training
 from mdnet_tf import units
 from mdnet_tf.data import dataset
 
+# A model trained for a few steps heats up within tens of steps: the served
+# roll-outs' failure criteria are loosened so that the numerics can be compared.
+LOOSE = dict(temperature_factor=100.0, min_distance_sigma=0.3)
+
 MASS = units.ARGON_MASS
 LJ = potentials.LennardJones()
 
@@ -164,7 +168,7 @@ def exported_model(smoke_dir, tmp_path_factory):
                              training.prepare(pairs, 7.0), training.TrainOptions(steps=2), work)
   trainer.fit(progress=False)
   training.save_config(work, config, {"data_dir": smoke_dir, "command": "test"})
-  path = exporting.export(work, str(tmp_path_factory.mktemp("models")), 1)
+  path = exporting.export(work, str(tmp_path_factory.mktemp("models")), 1, **LOOSE)
   return trainer.model, work, path
 
 
@@ -182,7 +186,8 @@ def test_model_rollout_equals_exported_signatures(exported_model, liquid_frame, 
     runs[name] = extxyz.read_frames(str(tmp_path / name / rollout.TRAJECTORY))
     assert res.failure is None
   module = signatures.StepModule(
-      model, capacity.Capacity.from_spec(partition.NeighborSpec(7.0, 0.0, 200, 64)))
+      model, capacity.Capacity.from_spec(partition.NeighborSpec(7.0, 0.0, 200, 64)),
+      temperature_factor=LOOSE["temperature_factor"], min_distance=1.0)
   out = module.rollout(tf.constant(q, tf.float32), tf.constant(p, tf.float32),
                        tf.constant(box, tf.float32), tf.constant(10))
   for name, (_, qs, ps, _) in runs.items():
