@@ -58,3 +58,18 @@ def assert_training_reduces_loss(smoke_dir, workdir, steps, learning_rate, **ove
   trainer.fit(progress=False)
   after = trainer.validate(data)["loss"]
   assert after < 0.8 * before, (before, after)
+
+
+def central_difference(loss, variable, index, h):
+  """(loss(v + h e_index) − loss(v − h e_index)) / 2h for one entry of a
+  tf.Variable; the variable is restored afterwards."""
+  original = variable.numpy()
+  bumped = original.copy()
+  bumped[index] += h
+  variable.assign(bumped)
+  up = float(loss())
+  bumped[index] -= 2 * h
+  variable.assign(bumped)
+  down = float(loss())
+  variable.assign(original)
+  return (up - down) / (2 * h)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import smoke_config
+from conftest import central_difference, smoke_config
 from mdnet_tf import errors
 from mdnet_tf import models
 from mdnet_tf import multistep
@@ -97,16 +97,7 @@ def test_gradient_through_the_unroll_matches_finite_differences(smoke_dir):
   h = 3e-3
   checked = 0
   for (i, j) in [(0, 0), (1, 5), (3, 17), (6, 30)]:
-    original = weight.numpy()
-    bumped = original.copy()
-    bumped[i, j] += h
-    weight.assign(bumped)
-    up = float(loss())
-    bumped[i, j] -= 2 * h
-    weight.assign(bumped)
-    down = float(loss())
-    weight.assign(original)
-    fd = (up - down) / (2 * h)
+    fd = central_difference(loss, weight, (i, j), h)
     assert grad[i, j] == pytest.approx(fd, rel=3e-2, abs=2e-3), (i, j, grad[i, j], fd)
     if abs(cut[i, j] - grad[i, j]) > 0.1 * abs(grad[i, j]):
       checked += 1           # here the unroll matters, and FD sides with it

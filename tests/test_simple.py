@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import assert_training_reduces_loss
+from conftest import assert_training_reduces_loss, central_difference
 from test_mdnet import STATS, _graph, _system
 from mdnet_tf import models
 from mdnet_tf.models import mdnet
@@ -69,16 +69,8 @@ def test_outer_gradient_through_the_inner_step_matches_finite_differences():
   grad = tape.gradient(value, weight).numpy()
   h = 1e-2
   for (i, j) in [(0, 0), (5, 1), (17, 2)]:
-    original = weight.numpy()
-    bumped = original.copy()
-    bumped[i, j] += h
-    weight.assign(bumped)
-    up = float(loss())
-    bumped[i, j] -= 2 * h
-    weight.assign(bumped)
-    down = float(loss())
-    weight.assign(original)
-    assert grad[i, j] == pytest.approx((up - down) / (2 * h), rel=2e-2, abs=1e-3)
+    assert grad[i, j] == pytest.approx(central_difference(loss, weight, (i, j), h),
+                                       rel=2e-2, abs=1e-3)
 
 
 @pytest.mark.parametrize("model_name,tailor", [("simple", "none"), ("simple", "learned"),
