@@ -161,6 +161,10 @@ class StepModule(tf.Module):
   def _inputs(self, positions, momenta):
     return tf.cast(positions, tf.float64), tf.cast(momenta, tf.float64)
 
+  def _rollout_checks(self, positions, momenta, box, num_steps):
+    return self._check(positions, momenta, box) + [
+        tf.debugging.assert_non_negative(num_steps, message="num_steps must be ≥ 0")]
+
   @tf.function(input_signature=_STATE)
   def step(self, positions, momenta, box):
     with tf.control_dependencies(self._check(positions, momenta, box)):
@@ -168,17 +172,13 @@ class StepModule(tf.Module):
 
   @tf.function(input_signature=_STATE + [_STEPS])
   def rollout(self, positions, momenta, box, num_steps):
-    checks = self._check(positions, momenta, box) + [
-        tf.debugging.assert_non_negative(num_steps, message="num_steps must be ≥ 0")]
-    with tf.control_dependencies(checks):
+    with tf.control_dependencies(self._rollout_checks(positions, momenta, box, num_steps)):
       return self._finish_rollout(
           self._nve_loop(*self._inputs(positions, momenta), box, num_steps))
 
   @tf.function(input_signature=_STATE + [_STEPS])
   def rollout_rescaled(self, positions, momenta, box, num_steps):
-    checks = self._check(positions, momenta, box) + [
-        tf.debugging.assert_non_negative(num_steps, message="num_steps must be ≥ 0")]
-    with tf.control_dependencies(checks):
+    with tf.control_dependencies(self._rollout_checks(positions, momenta, box, num_steps)):
       return self._finish_rollout(
           self._rescaled_loop(*self._inputs(positions, momenta), box, num_steps), True)
 
@@ -186,8 +186,7 @@ class StepModule(tf.Module):
       _STEPS, tf.TensorSpec([], tf.float32, name="target_temperature"),
       tf.TensorSpec([], tf.float32, name="tau_fs"), tf.TensorSpec([], tf.int32, name="seed")])
   def rollout_nvt(self, positions, momenta, box, num_steps, target_temperature, tau_fs, seed):
-    checks = self._check(positions, momenta, box) + [
-        tf.debugging.assert_non_negative(num_steps, message="num_steps must be ≥ 0"),
+    checks = self._rollout_checks(positions, momenta, box, num_steps) + [
         tf.debugging.assert_positive(target_temperature, message="target_temperature must be > 0 K"),
         tf.debugging.assert_positive(tau_fs, message="tau_fs must be > 0 fs")]
     with tf.control_dependencies(checks):

@@ -17,10 +17,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from conftest import smoke_config
 from mdnet_tf import exporting
-from mdnet_tf import models
-from mdnet_tf import training
 from serving import codec
 from mdnet_tf import extxyz
 from serving import rollout_client
