@@ -207,7 +207,7 @@ def run(propagator, capacity, loop, q, p, box, num_steps, dyn=Dynamic()):
   rows0 = tf.zeros([rows_len, len(RECORDED)], tf.float64)
   if loop.monitor and loop.record_steps == 0:   # report the start state if no step is taken
     rows0 = monitor(tf.cast(q, tf.float64), tf.cast(p, tf.float64), nl0)[1][None]
-    rows0 = tf.tensor_scatter_nd_update(rows0, [[0, len(RECORDED) - 3]], [1.0])  # α of no step
+    rows0 = tf.tensor_scatter_nd_update(rows0, [[0, RECORDED.index("alpha")]], [1.0])  # no step
   init = (tf.constant(0), tf.cast(q, tf.float64), tf.cast(p, tf.float64), nl0, overflow0,
           tf.constant(False), rows0, tf.constant(0), tf.zeros([2], tf.float64))
   # Compact pairs change length from step to step: their shape is left open.
