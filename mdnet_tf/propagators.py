@@ -40,9 +40,9 @@ from mdnet_tf.models import mlp
 from mdnet_tf.models import segment_ops
 
 MODES = ("graph", "xla")
-# Graph mode is the default: on this project's CPU it ran a 4000-atom MDNet step
-# in 112 ms against XLA's 126 ms (results/table2.md has the benchmark's numbers),
-# and it is the only mode the stock TF Serving runs.
+# Graph mode is the default: on this project's CPU it runs a 4000-atom MDNet step
+# 10–25 % faster than XLA (results/table2.md), and it is the only mode the stock
+# TF Serving runs.
 DEFAULT_MODE = "graph"
 
 # Prediction-time Noether tailoring step (from a sweep {1e-3, 1e-2, 0.1, 1} on
