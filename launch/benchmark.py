@@ -3,6 +3,7 @@ efficiency — all measured in one run, medians after warm-up.
 
   python launch/benchmark.py            # full: 4000 atoms (data/paper), ~3 min here
   python launch/benchmark.py --quick    # 864 atoms (data/small), ~2 min
+  python launch/benchmark.py --breakdown --dts=128   # stage-by-stage time of one step
 
 Writes <out>.md, <out>.json and <out>.png. Needs the datasets' start frames
 (`python launch/generate_data.py --preset=small|paper`) and the models (the
@@ -25,8 +26,10 @@ from mdnet_tf import benchmarking  # noqa: E402
 from mdnet_tf import errors  # noqa: E402
 from mdnet_tf import io_utils  # noqa: E402
 from mdnet_tf import plots  # noqa: E402
+from mdnet_tf import profiling  # noqa: E402
 from mdnet_tf import reporting  # noqa: E402
 from mdnet_tf.data import dataset  # noqa: E402
+from mdnet_tf.data import states  # noqa: E402
 from mdnet_tf.models import io as model_io  # noqa: E402
 from serving import timing  # noqa: E402
 
@@ -42,6 +45,8 @@ _VERLET_STABLE = flags.DEFINE_float("verlet_stable_dt", None, "Largest stable Ve
 _SCALING = flags.DEFINE_list("scaling_reps", ["1", "2", "3"], "Tilings of the 4000-atom "
                              "liquid for scaling (1 → 4000, 2 → 32000, 3 → 108000).")
 _OUT = flags.DEFINE_string("out", "results/table2", "Results prefix.")
+_BREAKDOWN = flags.DEFINE_bool("breakdown", False, "Only print where a graph-mode step of the "
+                               "largest-Δt model spends its time (stage by stage) and exit.")
 
 
 def main(argv):
@@ -55,6 +60,14 @@ def main(argv):
   missing = [dt for dt in wanted if dt not in found]
   if missing:
     raise errors.InputError(f"no {_MODEL.value} model for Δt {missing} fs in {_MODELS.value}")
+  if _BREAKDOWN.value:
+    model, _ = model_io.restore(found[max(wanted)])
+    stages = profiling.step_breakdown(model, *states.load_start(data_dir))
+    for name, seconds in stages.items():
+      print(f"{name:18s} {seconds * 1e3:8.2f} ms")
+    print(f"{'sum':18s} {sum(stages.values()) * 1e3:8.2f} ms (stages timed alone; an upper "
+          f"bound of one forward)")
+    return
   stable = _VERLET_STABLE.value
   if stable is None and os.path.exists("results/error_cost.json"):
     stable = dataset.read_json("results/error_cost.json").get("verlet_largest_stable_dt_fs")

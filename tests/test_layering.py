@@ -22,6 +22,7 @@ FLOORS = [
     ["models.io", "thermo", "training"],
     ["propagators", "rollout", "evaluation"],
     ["signatures", "benchmarking"],
+    ["profiling"],
     ["exporting", "studies"],
     ["reporting", "plots"],
 ]

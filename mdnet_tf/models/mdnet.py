@@ -39,7 +39,7 @@ from mdnet_tf.models import mlp
 from mdnet_tf.models import normalization
 
 NUM_EDGE_FEATURES = 7
-_REVERSE = (1.0,) + (-1.0,) * 6   # e_ji from e_ij: 1/r kept, the rest negated
+REVERSE = (1.0,) + (-1.0,) * 6    # e_ji from e_ij: 1/r kept, the rest negated
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +136,7 @@ class MDNet(tf.Module):
     # The reverse edge j→i has the same 1/r and negated q_i − q_j, p_i − p_j
     # (negation is exact): features of the forward half, mirrored.
     e_fwd = self.edge_features(*ops.forward_edge_differences(graph, positions, momenta, box))
-    e = tf.concat([e_fwd, e_fwd * _REVERSE], 0)                      # [2E, 7]
+    e = tf.concat([e_fwd, e_fwd * REVERSE], 0)                      # [2E, 7]
     m = self.phi_e(e)                                               # [2E, m2]
     local = ops.sum_outer_at_center(graph, m, e, n) / c.stats.mean_neighbors  # [N, 7 m2]
     w1 = mlp.value(self.phi_o.weights[0])
