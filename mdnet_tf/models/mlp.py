@@ -36,10 +36,6 @@ def precision(dtype):
     _PRECISION.reset(token)
 
 
-def compute_dtype():
-  return _PRECISION.get()
-
-
 def matmul(x, w):
   """x @ w in the compute precision (result in that dtype); w a tensor or variable."""
   dtype = _PRECISION.get()
