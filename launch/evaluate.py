@@ -7,7 +7,8 @@
 Every model under --models (training workdirs, pretrained model directories or
 SavedModels: mdnet, egnn, simple, tailored variants) is found by reading its
 config; missing Δt show as "—". The Verlet column uses the dataset's mass and
-potential (with --dump: --mass_amu, --lj_epsilon, --lj_sigma, --cutoff).
+potential; with --dump, the models' own (from their configs), or --mass_amu,
+--lj_epsilon, --lj_sigma, --cutoff when given.
 Writes <out_dir>/table1.md and table1.json.
 """
 
@@ -24,7 +25,6 @@ from mdnet_tf import evaluation  # noqa: E402
 from mdnet_tf import paper  # noqa: E402
 from mdnet_tf import potentials  # noqa: E402
 from mdnet_tf import reporting  # noqa: E402
-from mdnet_tf import units  # noqa: E402
 from mdnet_tf.data import dataset  # noqa: E402
 from mdnet_tf.models import io as model_io  # noqa: E402
 
@@ -33,10 +33,10 @@ _SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
 _DUMP = flags.DEFINE_list("dump", None, "Evaluate on frame pairs of these LAMMPS dumps instead "
                           "(one trajectory dump, or a pair: state at t, state at t + Δt).")
 _TIMESTEP = flags.DEFINE_float("timestep_fs", 1.0, "Time step of --dump's timestep counter, fs.")
-_MASS = flags.DEFINE_float("mass_amu", units.ARGON_MASS, "--dump: atom mass, g/mol.")
-_EPSILON = flags.DEFINE_float("lj_epsilon", units.ARGON_EPSILON, "--dump: LJ ε, kcal/mol.")
-_SIGMA = flags.DEFINE_float("lj_sigma", units.ARGON_SIGMA, "--dump: LJ σ, Å.")
-_CUTOFF = flags.DEFINE_float("cutoff", units.ARGON_CUTOFF, "--dump: LJ cutoff, Å.")
+_MASS = flags.DEFINE_float("mass_amu", None, "--dump: atom mass, g/mol (default: the models').")
+_EPSILON = flags.DEFINE_float("lj_epsilon", None, "--dump: LJ ε, kcal/mol (default: the models').")
+_SIGMA = flags.DEFINE_float("lj_sigma", None, "--dump: LJ σ, Å (default: the models').")
+_CUTOFF = flags.DEFINE_float("cutoff", None, "--dump: LJ cutoff, Å (default: the models').")
 _DTS = flags.DEFINE_list("dt", ["16", "32", "64", "128"], "Δt values, fs.")
 _MODELS = flags.DEFINE_string("models", "pretrained", "Directory holding the models.")
 _PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
@@ -44,12 +44,34 @@ _PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
 _OUT_DIR = flags.DEFINE_string("out_dir", "results", "Where table1.md/json go.")
 
 
+def _dump_physics():
+  """(mass, LJ) for --dump: the flags where given, else the models' configs."""
+  found = set()
+  for family, tailor in model_io.families(_MODELS.value):
+    for path in model_io.discover(_MODELS.value, family, tailor).values():
+      c = model_io.read_config(path)
+      found.add((c.mass_amu, c.lj_epsilon, c.lj_sigma, c.cutoff_angstrom))
+  flags_given = (_MASS.value, _EPSILON.value, _SIGMA.value, _CUTOFF.value)
+  if len(found) > 1 and None in flags_given:
+    raise app.UsageError(f"the models under {_MODELS.value} disagree on mass, ε, σ, cutoff "
+                         f"({sorted(found)}); pass --mass_amu, --lj_epsilon, --lj_sigma, "
+                         f"--cutoff")
+  if not found and None in flags_given:
+    raise app.UsageError("no model found to take the species from: pass --mass_amu, "
+                         "--lj_epsilon, --lj_sigma and --cutoff for the Verlet baseline")
+  models = next(iter(found)) if found else flags_given
+  mass, eps, sigma, cutoff = (f if f is not None else m for f, m in zip(flags_given, models))
+  if found and (mass, eps, sigma, cutoff) != models:
+    print(f"warning: --dump physics (mass, ε, σ, cutoff) = {(mass, eps, sigma, cutoff)} "
+          f"differs from the models' {models}")
+  return mass, potentials.LennardJones(eps, sigma, cutoff)
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   if _DUMP.value:
-    mass = _MASS.value
-    lj = potentials.LennardJones(_EPSILON.value, _SIGMA.value, _CUTOFF.value)
+    mass, lj = _dump_physics()
     source = f"dump {', '.join(_DUMP.value)}"
   else:
     manifest = dataset.load_manifest(_DATA_DIR.value)
@@ -82,7 +104,10 @@ def main(argv):
       model, checkpoint = model_io.restore(path)
       results[label][dt] = evaluation.model_rmse(model, pairs, _PRECISION.value)
       print(f"Δt {dt} fs: {len(pairs)} pairs; {label} from {checkpoint}")
-  print(reporting.write_table1(results, _OUT_DIR.value, source))
+  paper_system = paper.is_paper_system(mass, lj.epsilon, lj.sigma, lj.cutoff)
+  if not paper_system:
+    source += f"; mass {mass:g} g/mol, LJ ε {lj.epsilon:g} kcal/mol, σ {lj.sigma:g} Å"
+  print(reporting.write_table1(results, _OUT_DIR.value, source, paper_columns=paper_system))
 
 
 if __name__ == "__main__":

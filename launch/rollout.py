@@ -27,6 +27,7 @@ from absl import logging  # noqa: E402
 from mdnet_tf import propagators  # noqa: E402
 from mdnet_tf import reporting  # noqa: E402
 from mdnet_tf import rollout  # noqa: E402
+from mdnet_tf import stepping  # noqa: E402
 from mdnet_tf.data import states  # noqa: E402
 
 _MODEL = flags.DEFINE_string("model", None, "Training workdir, pretrained dir or SavedModel.",
@@ -38,7 +39,8 @@ _FRAME = flags.DEFINE_integer("start_frame", 0, "Frame of a LAMMPS dump start (-
 _TIME = flags.DEFINE_float("time_fs", 40960.0, "Simulated time, fs.")
 _THERMOSTAT = flags.DEFINE_enum("thermostat", "none", list(rollout.THERMOSTATS),
                                 "none = NVE; csvr or langevin = NVT.")
-_TEMPERATURE = flags.DEFINE_float("temperature", 80.0, "Thermostat target, K.")
+_TEMPERATURE = flags.DEFINE_float("temperature", None, "Thermostat target, K (default: the "
+                                   "start state's temperature).")
 _TAU = flags.DEFINE_float("tau_fs", 1000.0, "Thermostat coupling time, fs.")
 _RESCALE = flags.DEFINE_bool("energy_rescale", False, "NVE: rescale momenta after each step "
                              "so that kinetic + LJ potential equals the initial total energy.")
@@ -51,7 +53,9 @@ _MODE = flags.DEFINE_enum("mode", propagators.DEFAULT_MODE, list(propagators.MOD
 _PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
                                "Matmul precision of an in-process model.")
 _EVERY = flags.DEFINE_float("write_every_fs", 128.0, "Frame (and checkpoint) interval, fs.")
-_MIN_DIST = flags.DEFINE_float("min_distance", 2.5, "Failure below this pair distance, Å.")
+_MIN_DIST = flags.DEFINE_float("min_distance_sigma", stepping.MIN_DISTANCE_SIGMA,
+                               "Failure below this pair distance, in units of the model's "
+                               "LJ σ (default: 2.5 Å for argon).")
 _T_FACTOR = flags.DEFINE_float("temperature_factor", 3.0,
                                "Failure if T leaves [T_ref / f, T_ref × f].")
 _SEED = flags.DEFINE_integer("seed", 0, "Thermostat noise seed.")
@@ -68,7 +72,7 @@ def main(argv):
       thermostat=_THERMOSTAT.value, temperature=_TEMPERATURE.value, tau_fs=_TAU.value,
       energy_rescale=_RESCALE.value, rescale_bounds=tuple(float(b) for b in _BOUNDS.value),
       write_every=max(1, int(round(_EVERY.value / prop.dt_fs))),
-      temperature_factor=_T_FACTOR.value, min_distance=_MIN_DIST.value, seed=_SEED.value)
+      temperature_factor=_T_FACTOR.value, min_distance_sigma=_MIN_DIST.value, seed=_SEED.value)
   q, p, box = states.load_start(_START.value, _FRAME.value, mass=prop.mass)
   steps = int(round(_TIME.value / prop.dt_fs))
   result = rollout.Rollout(prop, settings).run(q, p, box, steps, _OUT.value)

@@ -3,6 +3,8 @@
   python launch/train.py --dt=16
   python launch/train.py --dt=64 --graph_backend=xla --epochs=30 --workdir=runs/mdnet_dt64
   python launch/train.py --dt=128 --graph_backend=graph --rollout_steps=3 --noise=0.1
+  python launch/train.py --dt=128 --graph_backend=graph --rollout_steps=3 \
+      --init_from=pretrained/mdnet_dt128 --learning_rate=1e-3   # fine-tune
 
 With defaults, a missing dataset is generated first (the `small` preset). The
 run resumes from its last checkpoint when started again with the same workdir.
@@ -29,6 +31,7 @@ from mdnet_tf import training  # noqa: E402
 from mdnet_tf.data import dataset  # noqa: E402
 from mdnet_tf.data import generate  # noqa: E402
 from mdnet_tf.data import presets  # noqa: E402
+from mdnet_tf.models import io  # noqa: E402
 from mdnet_tf.models import mdnet  # noqa: E402
 from mdnet_tf.models import normalization  # noqa: E402
 
@@ -62,12 +65,22 @@ _DECAY_STEPS = flags.DEFINE_integer("decay_steps", None,
                                     "Steps per decay by decay_rate (default: 1/20 of the run).")
 _CKPT_EVERY = flags.DEFINE_integer("checkpoint_every", 100, "Steps between checkpoints.")
 _M2 = flags.DEFINE_integer("m2", 32, "Width m2 of the messages φ_e (L_i is m2 × 7).")
+_INIT_FROM = flags.DEFINE_string(
+    "init_from", None, "Start a new run from this model's weights and normalization "
+    "(training run or pretrained directory; fresh optimizer and schedule). Ignored when "
+    "the workdir already has a checkpoint (the run resumes).")
 _MAX_PAIRS = flags.DEFINE_integer("max_train_pairs", None, "Use only this many training pairs.")
 _BATCH = flags.DEFINE_integer("batch_size", 1, "Global batch of frame pairs (paper: 1).")
 _DISTRIBUTE = flags.DEFINE_enum(
     "distribute", "none", ["none", "mirrored", "multi_worker"],
     "Data parallelism (XLA path): MirroredStrategy over local devices, or "
     "MultiWorkerMirroredStrategy configured by the TF_CONFIG environment variable.")
+_CLUSTER = flags.DEFINE_enum(
+    "cluster", "tf_config", ["tf_config", "slurm"], "multi_worker: how workers find each "
+    "other: the TF_CONFIG variable (one per host, or set by Kubeflow's TFJob), or Slurm's "
+    "variables inside `srun` (tf.distribute's SlurmClusterResolver).")
+_PORT_BASE = flags.DEFINE_integer("slurm_port_base", 8888, "--cluster=slurm: first port of "
+                                  "the workers on each node.")
 _LOGICAL_CPUS = flags.DEFINE_integer("logical_cpus", None,
                                      "Split the CPU into this many logical devices "
                                      "(to try --distribute=mirrored without GPUs).")
@@ -83,16 +96,46 @@ def _strategy():
   if _DISTRIBUTE.value == "none":
     return None
   if _DISTRIBUTE.value == "multi_worker":
+    if _CLUSTER.value == "slurm":
+      gpus = len(tf.config.list_physical_devices("GPU"))
+      # The resolver hands out GPUs per task and divides by that number; on CPU
+      # nodes give it a nominal one per task (auto_set_gpu=False: it sets nothing).
+      resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
+          port_base=_PORT_BASE.value, gpus_per_node=gpus or 1024,
+          gpus_per_task=None if gpus else 1, auto_set_gpu=False)
+      return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     return tf.distribute.MultiWorkerMirroredStrategy()
   gpus = tf.config.list_logical_devices("GPU")
   devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
   return tf.distribute.MirroredStrategy(devices)
 
 
+def _init_config(manifest):
+  """The config of --init_from, checked against the flags and the dataset."""
+  config = io.read_config(_INIT_FROM.value)
+  config.check_dt(_DT.value)
+  if config.model != _MODEL.value:
+    raise app.UsageError(f"--init_from {_INIT_FROM.value} is a {config.model} model, "
+                         f"not --model={_MODEL.value}")
+  potential = manifest["potential"]
+  ours = (manifest["mass_amu"], potential["epsilon"], potential["sigma"], potential["cutoff"])
+  theirs = (config.mass_amu, config.lj_epsilon, config.lj_sigma, config.cutoff_angstrom)
+  if any(abs(a - b) > 1e-9 * max(1.0, abs(a)) for a, b in zip(ours, theirs)):
+    raise app.UsageError(f"--init_from {_INIT_FROM.value} was trained on mass, ε, σ, "
+                         f"cutoff {theirs}, the dataset has {ours}")
+  return config
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   strategy = _strategy()
+  if strategy is not None:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    where = (f", {resolver.task_type} {resolver.task_id}" if resolver is not None
+             and resolver.task_type else "")
+    print(f"tf.distribute: --distribute={_DISTRIBUTE.value}, {strategy.num_replicas_in_sync} "
+          f"replicas{where}")
   data_dir = _DATA_DIR.value or os.path.join("data", _PRESET.value)
   if not os.path.exists(os.path.join(data_dir, "manifest.json")):
     print(f"no dataset at {data_dir}: generating the {_PRESET.value!r} preset first")
@@ -107,6 +150,8 @@ def main(argv):
     with open(config_path) as f:
       config = mdnet.MDNetConfig.from_json(json.load(f))
     config.check_dt(_DT.value)
+  elif _INIT_FROM.value:
+    config = _init_config(manifest)
   else:
     stats = normalization.NormStats.from_pairs(train_pairs, manifest["mass_amu"],
                                                manifest["potential"]["cutoff"])
@@ -136,15 +181,19 @@ def main(argv):
   with strategy.scope() if strategy else contextlib.nullcontext():
     model = models.build(config, seed=_SEED.value)
     trainer = training.Trainer(model, train, validation, options, workdir, strategy)
+    if _INIT_FROM.value and not trainer.manager.latest_checkpoint:
+      path = io.restore_weights(model, _INIT_FROM.value)
+      print(f"starting from the weights of {path}")
   run_path = os.path.join(workdir, "run.json")
   previous = dataset.read_json(run_path) if os.path.exists(run_path) else {}
   run = {"command": " ".join(shlex.quote(a) for a in sys.argv), "data_dir": data_dir,
          "preset": manifest["preset"]["name"], "data_seed": manifest["seed"],
          "options": options.__dict__, "parameters": mdnet.count_parameters(model),
          "train_pairs": len(train), "rollout_steps": _ROLLOUT_STEPS.value,
-         "starts_per_trajectory": _STARTS.value,
+         "starts_per_trajectory": _STARTS.value, "init_from": _INIT_FROM.value,
          "train_seconds_total": previous.get("train_seconds_total", 0.0)}
-  training.save_config(workdir, config, run)
+  if trainer.chief:   # multi-worker: the other workers write nothing users read
+    training.save_config(workdir, config, run)
   print(f"{_MODEL.value} Δt = {_DT.value} fs, {mdnet.count_parameters(model)} parameters, "
         f"{steps} steps ({steps * _BATCH.value / len(train):.1f} epochs of {len(train)} "
         f"training items), "
@@ -152,7 +201,8 @@ def main(argv):
   result = trainer.fit()
   run.update(train_seconds_total=run["train_seconds_total"] + result["seconds"],
              steps_done=result["end_step"])
-  training.save_config(workdir, config, run)
+  if trainer.chief:
+    training.save_config(workdir, config, run)
   metrics = trainer.validate()
   seconds = result["seconds"]
   done = result["end_step"] - result["start_step"]
@@ -161,7 +211,11 @@ def main(argv):
   print(f"validation: loss {metrics['loss']:.4g}, position RMSE "
         f"{metrics['rmse_positions']:.3e} Å, velocity RMSE "
         f"{metrics['rmse_velocities']:.3e} Å/fs (best loss {result['best_validation_loss']:.4g})")
-  print(f"checkpoints: {workdir}/checkpoints (latest), {workdir}/best (best validation)")
+  if trainer.chief:
+    print(f"checkpoints: {workdir}/checkpoints (latest), {workdir}/best (best validation)")
+  else:
+    print(f"non-chief worker: its checkpoints are scratch ({trainer.manager.directory}); "
+          f"the chief's are the run's")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def reference_state(workdir, data_dir, dt_fs):
 # Failure criteria of served roll-outs (those of launch/rollout.py): temperature
 # outside [T₀/3, 3 T₀]; a pair closer than 0.73 σ (2.5 Å for argon).
 TEMPERATURE_FACTOR = 3.0
-MIN_DISTANCE_SIGMA = 2.5 / 3.432
+MIN_DISTANCE_SIGMA = stepping.MIN_DISTANCE_SIGMA
 
 
 def export(workdir, export_base, version, data_dir=None, multiplier=capacity_lib.HEADROOM,

@@ -91,3 +91,105 @@ def read_frames(path, every=1):
     raise errors.InputError(f"{path} holds no complete frame")
   tables = np.stack(tables)
   return np.array(steps), tables[..., :3], tables[..., 3:], box
+
+
+def _property_columns(path, line_no, comment):
+  """{name: (first column, width)} of an extended XYZ Properties= entry."""
+  found = re.search(r"Properties=(\S+)", comment)
+  if not found:
+    raise errors.DumpFormatError(f"{path}:{line_no}: no Properties= in the comment line")
+  parts = found.group(1).split(":")
+  if len(parts) % 3:
+    raise errors.DumpFormatError(f"{path}:{line_no}: malformed Properties={found.group(1)}")
+  columns, start = {}, 0
+  for name, _, width in zip(parts[0::3], parts[1::3], parts[2::3]):
+    columns[name] = (start, int(width))
+    start += int(width)
+  return columns, start
+
+
+def read_as_frames(path, mass=None, timestep_fs=1.0):
+  """Any extended XYZ trajectory as a list of `data.dump.Frame` (for datasets).
+
+  Needs, per frame, an orthorhombic `Lattice="Lx 0 0 0 Ly 0 0 0 Lz"`, a `pos`
+  column (Å, taken as unwrapped), velocities as `vel`/`velo`/`velocities`
+  (Å/fs) or `momenta` (g/mol·Å/fs, divided by `mass`), and the time as
+  `step=` (in units of timestep_fs) or `time_fs=`. A species column becomes
+  the atom type (1, 2, ... by first appearance); ids are 1..N in file order.
+
+  Raises:
+    errors.DumpFormatError naming the file and line.
+  """
+  from mdnet_tf.data import dump  # pylint: disable=import-outside-toplevel
+  with open(path) as f:
+    lines = f.read().splitlines()
+  frames, i, species = [], 0, {}
+  while i < len(lines):
+    if not lines[i].strip():
+      i += 1
+      continue
+    try:
+      n = int(lines[i].split()[0])
+    except (ValueError, IndexError):
+      raise errors.DumpFormatError(f"{path}:{i + 1}: expected a number of atoms, found "
+                                   f"{lines[i][:60]!r}") from None
+    if i + 2 + n > len(lines):
+      raise errors.DumpFormatError(f"{path}:{i + 1}: frame of {n} atoms ends early "
+                                   f"(truncated?)")
+    comment = lines[i + 1]
+    columns, width = _property_columns(path, i + 2, comment)
+    lattice = re.search(r'Lattice="([^"]+)"', comment)
+    if not lattice:
+      raise errors.DumpFormatError(f"{path}:{i + 2}: no Lattice= (a periodic box is needed)")
+    cell = np.array(lattice.group(1).split(), np.float64).reshape(3, 3)
+    if np.any(cell[~np.eye(3, dtype=bool)] != 0):
+      raise errors.DumpFormatError(f"{path}:{i + 2}: triclinic Lattice is not supported "
+                                   f"(orthorhombic only)")
+    step = re.search(r"\bstep=(-?\d+)", comment)
+    time_fs = re.search(r"\btime_fs=(\S+)", comment)
+    if step:
+      timestep = int(step.group(1))
+    elif time_fs:
+      timestep = int(round(float(time_fs.group(1)) / timestep_fs))
+    else:
+      raise errors.DumpFormatError(f"{path}:{i + 2}: no step= or time_fs= in the comment "
+                                   f"line (the frame's time is needed)")
+    rows = [line.split() for line in lines[i + 2:i + 2 + n]]
+    for k, row in enumerate(rows):
+      if len(row) != width:
+        raise errors.DumpFormatError(f"{path}:{i + 3 + k}: expected {width} columns, "
+                                     f"found {len(row)}")
+    table = np.array(rows, dtype=object)
+    if "pos" not in columns:
+      raise errors.DumpFormatError(f"{path}:{i + 2}: no pos column in Properties")
+
+    def block(name):
+      start, size = columns[name]
+      try:
+        return table[:, start:start + size].astype(np.float64)
+      except ValueError:
+        raise errors.DumpFormatError(f"{path}:{i + 3}: non-numeric {name} values") from None
+
+    velocities = None
+    for name in ("vel", "velo", "velocities"):
+      if name in columns:
+        velocities = block(name)
+    if velocities is None and "momenta" in columns:
+      if mass is None:
+        raise errors.DumpFormatError(f"{path}:{i + 2}: momenta need the atom mass")
+      velocities = block("momenta") / mass
+    types = np.ones(n, np.int64)
+    if "species" in columns:
+      names = table[:, columns["species"][0]]
+      types = np.array([species.setdefault(s, len(species) + 1) for s in names], np.int64)
+    positions = block("pos")
+    if not (np.all(np.isfinite(positions)) and
+            (velocities is None or np.all(np.isfinite(velocities)))):
+      raise errors.DumpFormatError(f"{path}:{i + 3}: non-finite values in the frame")
+    frames.append(dump.Frame(timestep, np.diag(cell).copy(), np.zeros(3),
+                             np.arange(1, n + 1), types, positions, velocities, True,
+                             i + 1, np.arange(i + 3, i + 3 + n)))
+    i += 2 + n
+  if not frames:
+    raise errors.DumpFormatError(f"{path}:1: no frames (empty file)")
+  return frames

@@ -18,6 +18,16 @@ TABLE1 = {
 TABLE2 = {"verlet_1fs_s_per_step": 3.82e-3, "mdnet16_s_per_step": 4.01e-2,
           "mdnet128_s_per_step": 4.03e-2}
 
+# The paper's system: argon, mass g/mol, LJ ε kcal/mol, σ Å, cutoff Å.
+SYSTEM = {"mass_amu": 39.948, "epsilon": 0.2374, "sigma": 3.432, "cutoff": 7.0}
+
+
+def is_paper_system(mass_amu, epsilon, sigma, cutoff):
+  """Whether data of this species and potential is comparable with the paper's numbers."""
+  ours = {"mass_amu": mass_amu, "epsilon": epsilon, "sigma": sigma, "cutoff": cutoff}
+  return all(abs(float(ours[k]) - v) <= 1e-6 * v for k, v in SYSTEM.items())
+
+
 _LABELS = {"mdnet": "MDNet", "egnn": "EGNN", "simple": "SIMPLE"}
 
 

@@ -64,7 +64,7 @@ def pair_energy(r2, within, lj):
   return tf.where(within, 4.0 * lj.epsilon * (s6 * s6 - s6) - offset, tf.zeros_like(r2))
 
 
-def energy_and_forces(positions, box, neighbors, lj=LennardJones()):
+def energy_and_forces(positions, box, neighbors, lj):
   """Total energy [], per-atom energy [N] and forces [N, 3] (analytic).
 
   Per-atom energy splits each pair half-half, as LAMMPS `compute pe/atom` does.
@@ -81,6 +81,6 @@ def energy_and_forces(positions, box, neighbors, lj=LennardJones()):
   return tf.reduce_sum(per_atom), per_atom, forces
 
 
-def energy(positions, box, neighbors, lj=LennardJones()):
+def energy(positions, box, neighbors, lj):
   """Total LJ energy in kcal/mol (differentiable in positions)."""
   return energy_and_forces(positions, box, neighbors, lj)[0]

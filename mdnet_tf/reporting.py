@@ -33,23 +33,27 @@ def _cell(cell):
   return "—" if cell is None else f"{cell[0]:.2e} / {cell[1]:.2e}"
 
 
-def write_table1(results, out_dir, source):
-  """results: {label: {dt: (pos, vel) or None}} -> table1.md and table1.json."""
+def write_table1(results, out_dir, source, paper_columns=True):
+  """results: {label: {dt: (pos, vel) or None}} -> table1.md and table1.json.
+
+  paper_columns: add the paper's numbers (only for data of the paper's system).
+  """
   dts = sorted({dt for r in results.values() for dt in r})
   methods = list(results)
+  theirs_names = list(paper.TABLE1) if paper_columns else []
   lines = [f"# Table 1: one-step RMSE, positions Å / velocities Å/fs ({source})", "",
-           "| Δt [fs] | " + " | ".join(f"{m} (ours)" for m in methods)
-           + " | " + " | ".join(f"{m} (paper)" for m in paper.TABLE1) + " |",
-           "|---" * (1 + len(methods) + len(paper.TABLE1)) + "|"]
+           "| Δt [fs] | " + " | ".join([f"{m} (ours)" for m in methods]
+                                      + [f"{m} (paper)" for m in theirs_names]) + " |",
+           "|---" * (1 + len(methods) + len(theirs_names)) + "|"]
   for dt in dts:
-    ours = [_cell(results[m].get(dt)) for m in methods]
-    theirs = [_cell(paper.TABLE1[m].get(dt)) for m in paper.TABLE1]
-    lines.append(f"| {dt} | " + " | ".join(ours) + " | " + " | ".join(theirs) + " |")
+    cells = ([_cell(results[m].get(dt)) for m in methods]
+             + [_cell(paper.TABLE1[m].get(dt)) for m in theirs_names])
+    lines.append(f"| {dt} | " + " | ".join(cells) + " |")
   io_utils.write_text(os.path.join(out_dir, "table1.md"), "\n".join(lines) + "\n")
   io_utils.write_json(os.path.join(out_dir, "table1.json"), {
       "source": source, "units": {"positions": "angstrom", "velocities": "angstrom/fs"},
       "ours": {m: {str(dt): v for dt, v in r.items()} for m, r in results.items()},
-      "paper": {m: {str(dt): v for dt, v in r.items()} for m, r in paper.TABLE1.items()}})
+      "paper": {m: {str(dt): v for dt, v in paper.TABLE1[m].items()} for m in theirs_names}})
   return "\n".join(lines)
 
 

@@ -55,23 +55,24 @@ REPORT = "report.json"
 class Settings:
   """What a roll-out does (independent of the propagator).
 
-  thermostat: 'none' (NVE), 'csvr' or 'langevin'.  temperature: target, K.
+  thermostat: 'none' (NVE), 'csvr' or 'langevin'.  temperature: target, K (None: the start state's temperature).
   tau_fs: coupling time (CSVR) or 1/friction (Langevin), fs.
   energy_rescale: NVE only; hold kinetic + LJ potential at its initial value.
   rescale_bounds: allowed range of the rescaling factor α per step.
   write_every: steps per chunk (frame + thermo flush + checkpoint).
   temperature_factor: failure if T leaves [T_ref / f, T_ref · f].
-  min_distance: failure if two atoms come closer, Å.
+  min_distance_sigma: failure if two atoms come closer, in units of the
+    propagator's LJ σ.
   seed: thermostat noise seed.
   """
   thermostat: str = "none"
-  temperature: float = 80.0
+  temperature: Optional[float] = None
   tau_fs: float = 1000.0
   energy_rescale: bool = False
   rescale_bounds: tuple = (0.9, 1.1)
   write_every: int = 1
   temperature_factor: float = 3.0
-  min_distance: float = 2.5
+  min_distance_sigma: float = stepping.MIN_DISTANCE_SIGMA
   seed: int = 0
 
   def __post_init__(self):
@@ -81,8 +82,10 @@ class Settings:
     if self.thermostat != "none" and self.energy_rescale:
       raise errors.InputError("energy rescaling holds the NVE total energy; it "
                               "cannot be combined with a thermostat")
-    if self.temperature <= 0 or self.tau_fs <= 0 or self.write_every < 1:
-      raise errors.InputError("need temperature > 0 K, tau_fs > 0 fs, write_every ≥ 1")
+    if ((self.temperature is not None and self.temperature <= 0) or self.tau_fs <= 0
+        or self.write_every < 1 or self.min_distance_sigma < 0):
+      raise errors.InputError("need temperature > 0 K, tau_fs > 0 fs, write_every ≥ 1, "
+                              "min_distance_sigma ≥ 0")
     lo, hi = self.rescale_bounds
     if not 0 < lo <= 1 <= hi:
       raise errors.InputError(f"rescale_bounds must satisfy 0 < lo ≤ 1 ≤ hi, got "
@@ -92,10 +95,10 @@ class Settings:
   def ensemble(self):
     return "nve" if self.thermostat == "none" else "nvt"
 
-  def loop(self, record_steps):
-    """The stepping.Loop of these settings (monitoring on)."""
+  def loop(self, record_steps, sigma):
+    """The stepping.Loop of these settings (monitoring on) for LJ σ `sigma` Å."""
     return stepping.Loop(self.thermostat, self.energy_rescale, tuple(self.rescale_bounds),
-                         True, record_steps, self.min_distance)
+                         True, record_steps, self.min_distance_sigma * sigma)
 
 
 class Failure(NamedTuple):
@@ -115,8 +118,9 @@ class Result(NamedTuple):
   out_dir: str
 
 
-def diagnose(row, settings, t_low, t_high):
-  """Why a monitored step failed, from its thermo row (a structured record)."""
+def diagnose(row, settings, t_low, t_high, sigma):
+  """Why a monitored step failed, from its thermo row (a structured record);
+  sigma: the potential's σ, Å."""
   values = np.array([row[name] for name in stepping.RECORDED])
   temp, r_min = row["temperature_K"], row["min_distance_A"]
   if not np.all(np.isfinite(values)):
@@ -124,8 +128,10 @@ def diagnose(row, settings, t_low, t_high):
   if temp > t_high or temp < t_low:
     return (f"temperature {temp:.4g} K outside [{t_low:.4g}, {t_high:.4g}] K "
             f"(factor {settings.temperature_factor} around the reference)")
-  if r_min < settings.min_distance:
-    return f"atoms {r_min:.3g} Å apart (< min_distance {settings.min_distance} Å)"
+  limit = settings.min_distance_sigma * sigma
+  if r_min < limit:
+    return (f"atoms {r_min:.3g} Å apart (< {settings.min_distance_sigma:.3g} σ = "
+            f"{limit:.3g} Å)")
   return "non-finite positions"
 
 
@@ -142,7 +148,7 @@ class Rollout:
     """The compiled chunk of num_steps steps (one program per capacity and length)."""
     key = (capacity, num_steps)
     if key not in self._compiled:
-      prop, loop = self.propagator, self.settings.loop(num_steps)
+      prop, loop = self.propagator, self.settings.loop(num_steps, self.propagator.lj.sigma)
 
       def chunk(q, p, box, dyn):
         return stepping.run(prop, capacity, loop, q, p, box, num_steps, dyn)
@@ -202,8 +208,8 @@ class Rollout:
           os.remove(paths[key])
       step = 0
       e0 = self.energy(q, box) + float(integrate.kinetic_energy(tf.constant(p), prop.mass))
-      t_ref = (s.temperature if s.thermostat != "none"
-               else float(integrate.temperature(tf.constant(p), prop.mass)))
+      t_start = float(integrate.temperature(tf.constant(p), prop.mass))
+      t_ref = s.temperature if s.thermostat != "none" and s.temperature else t_start
       extxyz.append_frame(paths["traj"], 0, q, p, box, prop.dt_fs)
       thermo.start(paths["thermo"], prop.dt_fs, prop.name, s.ensemble)
       self._checkpoint(paths, q, p, 0, e0, t_ref, fingerprint)
@@ -215,7 +221,7 @@ class Rollout:
     while step < num_steps and failure is None:
       n = min(s.write_every, num_steps - step)
       dyn = stepping.Dynamic(step0=tf.constant(step), seed=tf.constant(s.seed % 2 ** 31),
-                             temperature=tf.constant(s.temperature, tf.float64),
+                             temperature=tf.constant(t_ref, tf.float64),
                              tau_fs=tf.constant(s.tau_fs, tf.float64),
                              e0=tf.constant(e0, tf.float64),
                              t_low=tf.constant(t_low, tf.float64),
@@ -232,7 +238,7 @@ class Rollout:
       thermo.append(paths["thermo"], log)
       if bool(out.failed):
         failure = Failure(step + done, (step + done) * prop.dt_fs,
-                          diagnose(log[-1], s, t_low, t_high))
+                          diagnose(log[-1], s, t_low, t_high, prop.lj.sigma))
         step += done
         break
       q, p = out.positions.numpy(), out.momenta.numpy()

@@ -38,6 +38,9 @@ RECORDED = ("temperature_K", "potential_kcal_mol", "kinetic_kcal_mol", "total_kc
 _SEED_TAG = 0x726f6c
 # Failure codes of a monitored loop (Outcome.code), in the order they are checked.
 FAILURES = ("none", "non-finite values", "temperature out of range", "atoms too close")
+# Default "atoms too close" threshold, in units of the potential's σ: 2.5 Å
+# for the paper's argon (σ = 3.432 Å), where the LJ repulsion is 30 ε.
+MIN_DISTANCE_SIGMA = 2.5 / 3.432
 
 
 class Loop(NamedTuple):

@@ -38,26 +38,29 @@ FRAME_FS = 128
 VARIANTS = {
     "nve": dict(thermostat="none"),
     "rescale": dict(thermostat="none", energy_rescale=True),
-    "nvt": dict(thermostat="csvr", temperature=80.0, tau_fs=1000.0),
+    "nvt": dict(thermostat="csvr", tau_fs=1000.0),   # target: see variant_settings
     "tailor": dict(thermostat="none"),
 }
 
 
-def variant_settings(variant, dt_fs, seed=0, frame_fs=FRAME_FS):
-  """rollout.Settings of a named variant writing a frame every frame_fs."""
+def variant_settings(variant, dt_fs, seed=0, frame_fs=FRAME_FS, temperature=None):
+  """rollout.Settings of a named variant writing a frame every frame_fs;
+  temperature: the NVT target, K (None: the start state's temperature)."""
   if variant not in VARIANTS:
     raise errors.InputError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
   every = max(1, int(round(frame_fs / dt_fs)))
-  return rollout.Settings(write_every=every, seed=seed, **VARIANTS[variant])
+  return rollout.Settings(write_every=every, seed=seed, temperature=temperature,
+                          **VARIANTS[variant])
 
 
 def run_variant(model_path, start, variant, time_fs, out_dir, seed=0, progress=True,
-                frame_fs=FRAME_FS, max_seconds=None, precision="float32"):
+                frame_fs=FRAME_FS, max_seconds=None, precision="float32", temperature=None):
   """Runs (or resumes, or reuses) one roll-out of at least time_fs; returns
-  (rollout.Result, propagator). precision: of the network's matmuls."""
+  (rollout.Result, propagator). precision: of the network's matmuls;
+  temperature: NVT target, K (None: the start state's)."""
   prop = propagators.from_path(model_path, tailor="energy" if variant == "tailor" else "none",
                                precision=precision)
-  settings = variant_settings(variant, prop.dt_fs, seed, frame_fs)
+  settings = variant_settings(variant, prop.dt_fs, seed, frame_fs, temperature)
   steps = math.ceil(time_fs / prop.dt_fs - 1e-9)
   q, p, box = start
   result = rollout.Rollout(prop, settings).run(q, p, box, steps, out_dir, progress=progress,
@@ -75,7 +78,8 @@ def figure2(system, data_dir, models, variants, time_fs, runs_dir, progress=True
   models: {name: model path}.  precision: of the models' matmuls.
   Returns the system's entry of figure2.json.
   """
-  mass = dataset.load_manifest(data_dir)["mass_amu"]
+  manifest = dataset.load_manifest(data_dir)
+  mass, temperature = manifest["mass_amu"], manifest["preset"]["temperature"]
   ref_traj = states.reference(data_dir)
   ref = analysis.trajectory_metrics(ref_traj, mass)
   ref["noise"] = analysis.reference_noise(ref_traj)
@@ -86,7 +90,8 @@ def figure2(system, data_dir, models, variants, time_fs, runs_dir, progress=True
     for variant in variants:
       out_dir = os.path.join(runs_dir, system, f"{name}_{variant}")
       res, prop = run_variant(path, ref_traj.start, variant, time_fs, out_dir,
-                              progress=progress, precision=precision)
+                              progress=progress, precision=precision,
+                              temperature=temperature)
       if res.failure is not None:
         m = analysis.thermo_metrics(res.thermo, entry["num_atoms"])
         m["status"] = f"failed at {res.failure.time_fs:g} fs: {res.failure.reason}"
@@ -160,7 +165,8 @@ def verlet_positions(q, p, box, dt_fs, steps, mass, lj):
 def learned_positions(prop, q, p, box, steps):
   """Positions after `steps` learned NVE steps, or None if the roll-out failed."""
   with tempfile.TemporaryDirectory() as tmp:
-    settings = rollout.Settings(write_every=steps, temperature_factor=100.0, min_distance=0.5)
+    settings = rollout.Settings(write_every=steps, temperature_factor=100.0,
+                                min_distance_sigma=0.15)
     res = rollout.Rollout(prop, settings).run(q, p, box, steps, tmp, progress=False)
     if res.failure is not None:
       return None

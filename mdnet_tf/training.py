@@ -144,7 +144,7 @@ class Trainer:
                                           step=self.step, best=self.best)
     # Multi-worker: only the chief writes where users look; the others must
     # still save (collective ops) but into scratch directories.
-    chief = strategy is None or _is_chief(strategy)
+    self.chief = chief = strategy is None or _is_chief(strategy)
     where = workdir if chief else os.path.join(workdir, f"worker_scratch_{_task_id(strategy)}")
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, os.path.join(where, "checkpoints"), max_to_keep=3)

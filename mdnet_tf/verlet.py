@@ -23,7 +23,6 @@ from mdnet_tf import integrate
 from mdnet_tf import partition
 from mdnet_tf import potentials
 from mdnet_tf import space
-from mdnet_tf import units
 
 
 class CSVR(NamedTuple):
@@ -51,8 +50,7 @@ class Trajectory(NamedTuple):
 class VerletSimulator:
   """Velocity Verlet for a single-species LJ system (NVE, or NVT with CSVR)."""
 
-  def __init__(self, dt_fs, mass=units.ARGON_MASS,
-               lj=potentials.LennardJones(), skin=1.0,
+  def __init__(self, dt_fs, *, mass, lj, skin=1.0,
                thermostat: Optional[CSVR] = None, jit_compile=True,
                dtype=tf.float32, capacity_multiplier=capacity.HEADROOM,
                max_temperature=1.0e4):

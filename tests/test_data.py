@@ -71,7 +71,8 @@ def test_reversed_pair_is_a_true_trajectory(smoke_dir):
   """Integrating the reversed input for Δt with 1 fs Verlet reaches the reversed target."""
   pairs = dataset.load_pairs(smoke_dir, "train", 16)
   k = int(np.argmax(pairs.reversed))
-  out = verlet.VerletSimulator(1.0, dtype=tf.float64).run(
+  out = verlet.VerletSimulator(1.0, mass=units.ARGON_MASS, lj=generate.potential(SMOKE),
+                                dtype=tf.float64).run(
       pairs.positions[k], pairs.momenta[k], pairs.box[k], 16)
   # Dumps carry 12 significant digits; time reversal holds to that precision.
   np.testing.assert_allclose(out.positions[-1], pairs.next_positions[k], atol=1e-7)

@@ -209,7 +209,8 @@ def _total_energy(q, p, box):
   from mdnet_tf import integrate, potentials  # pylint: disable=import-outside-toplevel
   q64, p64, box64 = (tf.constant(np.asarray(x, np.float64)) for x in (q, p, box))
   _, nl = partition.allocate(q64, box64, 7.0)
-  return float(potentials.energy(q64, box64, nl) + integrate.kinetic_energy(p64, 39.948))
+  return float(potentials.energy(q64, box64, nl, potentials.LennardJones())
+               + integrate.kinetic_energy(p64, 39.948))
 
 
 def test_rollout_rescaled_conserves_energy_and_momentum(served_pretrained, liquid_frame):

@@ -17,7 +17,8 @@ def _energy_forces(q, box, lj=potentials.LennardJones()):
 
 def test_forces_match_finite_differences(liquid_frame):
   q, box = liquid_frame.positions, liquid_frame.box
-  energy, per_atom, forces, nl = _energy_forces(q, box)
+  lj = potentials.LennardJones()
+  energy, per_atom, forces, nl = _energy_forces(q, box, lj)
   assert energy == pytest.approx(per_atom.sum(), rel=1e-12)
   h = 1e-5   # Å; central differences in float64 have O(h²) ≈ 1e-10 relative error
   rng = np.random.default_rng(0)
@@ -26,8 +27,8 @@ def test_forces_match_finite_differences(liquid_frame):
       plus, minus = q.copy(), q.copy()
       plus[atom, axis] += h
       minus[atom, axis] -= h
-      e_plus = float(potentials.energy(tf.constant(plus), tf.constant(box), nl))
-      e_minus = float(potentials.energy(tf.constant(minus), tf.constant(box), nl))
+      e_plus = float(potentials.energy(tf.constant(plus), tf.constant(box), nl, lj))
+      e_minus = float(potentials.energy(tf.constant(minus), tf.constant(box), nl, lj))
       numeric = -(e_plus - e_minus) / (2 * h)
       assert forces[atom, axis] == pytest.approx(numeric, abs=1e-6, rel=1e-6)
 

@@ -180,7 +180,8 @@ def test_model_rollout_equals_exported_signatures(exported_model, liquid_frame, 
   for name, prop in (("model", propagators.from_path(work)),
                      ("saved", propagators.from_path(os.path.dirname(path)))):
     # A barely trained model heats up: widen the failure window, compare numerics.
-    loose = rollout.Settings(write_every=10, temperature_factor=100.0, min_distance=1.0)
+    loose = rollout.Settings(write_every=10, temperature_factor=100.0,
+                             min_distance_sigma=1.0 / 3.432)
     res = rollout.Rollout(prop, loose).run(
         q, p, box, 10, str(tmp_path / name), progress=False)
     runs[name] = extxyz.read_frames(str(tmp_path / name / rollout.TRAJECTORY))
@@ -289,7 +290,7 @@ def test_rollout_cli_writes_lammps_dump_and_reports_failure(exported_model, smok
   assert [f.timestep for f in frames] == [0, 32, 64] and steps.tolist() == [0, 2, 4]
   np.testing.assert_allclose(frames[-1].positions, q[-1], atol=1e-8)
   np.testing.assert_allclose(frames[-1].velocities * MASS, p[-1], rtol=1e-8, atol=1e-12)
-  # Every liquid has pairs closer than 5 Å: the first step fails, exit code 2.
-  run = subprocess.run(base + [f"--out_dir={tmp_path / 'bad'}", "--min_distance=5"],
+  # Every liquid has pairs closer than 1.5 σ = 5.1 Å: the first step fails, exit code 2.
+  run = subprocess.run(base + [f"--out_dir={tmp_path / 'bad'}", "--min_distance_sigma=1.5"],
                        capture_output=True, text=True, check=False)
   assert run.returncode == 2 and "FAILED at step 1" in run.stdout

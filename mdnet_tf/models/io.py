@@ -79,12 +79,18 @@ def restore(workdir, which="best", **overrides):
   if overrides:
     config = dataclasses.replace(config, **overrides)
   model = models.build(config)
+  return model, restore_weights(model, workdir, which)
+
+
+def restore_weights(model, workdir, which="best"):
+  """Loads a model directory's best (or latest) weights into `model` (built from
+  the same config); returns the checkpoint path."""
   order = ["best", "checkpoints"] if which == "best" else ["checkpoints", "best"]
   for sub in order:
     path = tf.train.latest_checkpoint(os.path.join(workdir, sub))
     if path:
       tf.train.Checkpoint(model=model).restore(path).expect_partial()
-      return model, path
+      return path
   raise errors.InputError(f"{workdir} has no checkpoint under best/ or checkpoints/")
 
 
