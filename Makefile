@@ -32,13 +32,15 @@ demo: $(STAMP)
 	    --graph_backend=xla --steps=300 --decay_steps=100 --checkpoint_every=100
 	$(PY) launch/evaluate.py --data_dir=$(DEMO_DIR)/data --models=$(DEMO_DIR) --dt=16 \
 	    --out_dir=$(DEMO_DIR)/results
-	rm -rf $(DEMO_DIR)/models $(DEMO_DIR)/rollout.extxyz
+	rm -rf $(DEMO_DIR)/models $(DEMO_DIR)/rollout.extxyz $(DEMO_DIR)/rollout.extxyz.thermo
 	$(PY) export/export_savedmodel.py --workdir=$(DEMO_DIR)/mdnet_dt16 \
 	    --export_base=$(DEMO_DIR)/models/mdnet --version=1
-	$(PY) serving/model_server.py --port=$(DEMO_PORT) --model_name=mdnet \
-	    --model_base_path=$(DEMO_DIR)/models/mdnet & server=$$!; \
+	printf 'model_config_list {\n  config { name: "mdnet" base_path: "%s" model_platform: "tensorflow" }\n}\n' \
+	    "$(abspath $(DEMO_DIR))/models/mdnet" > $(DEMO_DIR)/models.config
+	$(PY) serving/model_server.py --port=$(DEMO_PORT) \
+	    --model_config_file=$(DEMO_DIR)/models.config & server=$$!; \
 	$(PY) serving/rollout_client.py --server=127.0.0.1:$(DEMO_PORT) --model_name=mdnet \
-	    --start=$(DEMO_DIR)/data --num_steps=20 --steps_per_call=5 --dt_fs=16 \
+	    --start=$(DEMO_DIR)/data --num_steps=20 --steps_per_call=5 --ensemble=nve_rescaled \
 	    --output=$(DEMO_DIR)/rollout.extxyz; rc=$$?; kill $$server; exit $$rc
 	$(PY) launch/figure2.py --system=demo --data_dir=$(DEMO_DIR)/data --dts=128 \
 	    --variants=nve,rescale --time_fs=1024 --runs_dir=$(DEMO_DIR)/rollouts \

@@ -133,7 +133,8 @@ def test_malformed_requests_get_the_right_status(served):
        "2 × cutoff"),
       (good, {"name": "other"}, grpc.StatusCode.NOT_FOUND, "other"),
       (good, {"version": 99}, grpc.StatusCode.NOT_FOUND, "99"),
-      (good, {"signature": "nope"}, grpc.StatusCode.INVALID_ARGUMENT, "nope"),
+      (good, {"signature": "nope"}, grpc.StatusCode.FAILED_PRECONDITION,
+       'Serving signature key "nope" not found.'),
       ({**good, "positions": np.zeros((200000, 3), np.float32)}, {},
        grpc.StatusCode.RESOURCE_EXHAUSTED, ""),
   ]
