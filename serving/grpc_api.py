@@ -7,6 +7,7 @@ client that cancels, or whose deadline passes, stops its roll-out within one
 step and frees the worker thread.
 """
 
+import contextlib
 import json
 import time
 
@@ -53,10 +54,22 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
   def __init__(self, core, metrics=None, max_num_steps=None):
     self.core, self.metrics, self.max_num_steps = core, metrics, max_num_steps
 
-  def Predict(self, request, context):  # noqa: N802  (gRPC method name)
-    started = time.perf_counter()
-    status = "OK"
+  @contextlib.contextmanager
+  def _answering(self, model_spec, api, context):
+    """Runs a request body: a ServingError aborts the RPC with its status; the
+    request is counted in the metrics either way."""
+    started, status = time.perf_counter(), "OK"
     try:
+      yield
+    except servable.ServingError as e:
+      status = e.code.name
+      _abort(context, e)
+    finally:
+      if self.metrics is not None:
+        self.metrics.observe(model_spec.name, api, "GRPC", status, started)
+
+  def Predict(self, request, context):  # noqa: N802  (gRPC method name)
+    with self._answering(request.model_spec, "predict", context):
       served = self.core.get(request.model_spec.name, _version(request.model_spec))
       try:
         inputs = {k: codec.to_ndarray(v) for k, v in request.inputs.items()}
@@ -66,12 +79,6 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
       deadline_watch(context, handle)
       outputs = served.run(request.model_spec.signature_name, inputs, handle,
                            self.max_num_steps)
-    except servable.ServingError as e:
-      status = e.code.name
-      _abort(context, e)
-    finally:
-      if self.metrics is not None:
-        self.metrics.observe(request.model_spec.name, "predict", "GRPC", status, started)
     response = predict_pb2.PredictResponse()
     response.model_spec.name = request.model_spec.name
     response.model_spec.version.value = served.version
@@ -81,8 +88,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     return response
 
   def GetModelMetadata(self, request, context):  # noqa: N802
-    started, status = time.perf_counter(), "OK"
-    try:
+    with self._answering(request.model_spec, "metadata", context):
       served = self.core.get(request.model_spec.name, _version(request.model_spec))
       fields = list(request.metadata_field)
       unknown = [f for f in fields if f not in (SIGNATURE_DEF, MDNET_METADATA)]
@@ -91,12 +97,6 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             grpc.StatusCode.INVALID_ARGUMENT,
             f"Metadata field(s) {unknown or fields} not supported; supported: "
             f"{SIGNATURE_DEF}, {MDNET_METADATA}")
-    except servable.ServingError as e:
-      status = e.code.name
-      _abort(context, e)
-    finally:
-      if self.metrics is not None:
-        self.metrics.observe(request.model_spec.name, "metadata", "GRPC", status, started)
     response = get_model_metadata_pb2.GetModelMetadataResponse()
     response.model_spec.name = request.model_spec.name
     response.model_spec.version.value = served.version

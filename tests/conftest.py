@@ -73,3 +73,17 @@ def central_difference(loss, variable, index, h):
   down = float(loss())
   variable.assign(original)
   return (up - down) / (2 * h)
+
+
+def predict_request(name, inputs, signature="serving_default", version=None):
+  """A TF Serving PredictRequest of {input name: ndarray} (tensor_content)."""
+  from tensorflow_serving.apis import predict_pb2  # pylint: disable=import-outside-toplevel
+  from serving import codec  # pylint: disable=import-outside-toplevel
+  request = predict_pb2.PredictRequest()
+  request.model_spec.name = name
+  request.model_spec.signature_name = signature
+  if version is not None:
+    request.model_spec.version.value = version
+  for key, value in inputs.items():
+    request.inputs[key].CopyFrom(codec.from_ndarray(value))
+  return request

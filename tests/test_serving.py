@@ -14,9 +14,9 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
-from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from conftest import predict_request
 from mdnet_tf import exporting
 from serving import codec
 from mdnet_tf import extxyz
@@ -78,14 +78,7 @@ def served(smoke_dir, tmp_path_factory):
 
 
 def _request(inputs, signature="serving_default", name="mdnet", version=None):
-  request = predict_pb2.PredictRequest()
-  request.model_spec.name = name
-  request.model_spec.signature_name = signature
-  if version is not None:
-    request.model_spec.version.value = version
-  for key, value in inputs.items():
-    request.inputs[key].CopyFrom(codec.from_ndarray(value))
-  return request
+  return predict_request(name, inputs, signature, version)
 
 
 def _stub(server):

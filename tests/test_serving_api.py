@@ -22,9 +22,9 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1 import health_pb2_grpc
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
-from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from conftest import predict_request
 from mdnet_tf import exporting
 from mdnet_tf import extxyz
 from serving import codec
@@ -93,15 +93,7 @@ model_config_list {{
   proc.wait()
 
 
-def _request(name, inputs, signature="serving_default", version=None):
-  request = predict_pb2.PredictRequest()
-  request.model_spec.name = name
-  request.model_spec.signature_name = signature
-  if version is not None:
-    request.model_spec.version.value = version
-  for key, value in inputs.items():
-    request.inputs[key].CopyFrom(codec.from_ndarray(value))
-  return request
+_request = predict_request   # (name, inputs, signature, version)
 
 
 def _status(server, name):
