@@ -29,7 +29,7 @@ def main():
     print(f"UNAVAILABLE {e}")
     return
   print("DISABLED", flush=True)
-  from serving.model_server import ServedVersion  # pylint: disable=import-outside-toplevel
+  from serving.servable import ServedVersion  # pylint: disable=import-outside-toplevel
   try:
     print(f"DEFAULT_WARMED {ServedVersion(default, 1).warm_up()}", flush=True)
   except Exception as e:  # pylint: disable=broad-except
