@@ -11,7 +11,9 @@ task), so concurrent predictions never see each other's weights.
 in bfloat16 while the context is open (read when a function is traced):
 inputs are cast down, weights are cast from their float32 variables, and every
 MLP's output is float32 again. oneDNN runs bfloat16 matmuls on CPUs with
-AVX-512 BF16 about twice as fast as float32.
+AVX-512 BF16 about twice as fast as float32. `precision(tf.float64)` computes
+(and returns) float64 from the same float32 weights: the reference for tests
+that need derivatives beyond float32 resolution.
 """
 
 import contextlib
@@ -28,7 +30,7 @@ PRECISIONS = {"float32": tf.float32, "bfloat16": tf.bfloat16}
 
 @contextlib.contextmanager
 def precision(dtype):
-  """Within the context, MLP matmuls compute in `dtype` (tf.float32 or tf.bfloat16)."""
+  """Within the context, MLP matmuls compute in `dtype` (float32, bfloat16 or float64)."""
   token = _PRECISION.set(tf.as_dtype(dtype))
   try:
     yield
@@ -80,7 +82,8 @@ class MLP(tf.Module):
   def __call__(self, x, first_layer_done=False):
     """Applies the MLP; with first_layer_done, x is the first layer's pre-activation.
 
-    Computes in the precision of `precision(...)`; the output is float32.
+    Computes in the precision of `precision(...)`; the output is float32
+    (float64 under precision(tf.float64)).
     """
     dtype = _PRECISION.get()
     x = tf.cast(x, dtype)
@@ -90,4 +93,4 @@ class MLP(tf.Module):
       else:   # MatMul + BiasAdd (+ ReLU): fused into one oneDNN call in graph mode
         pre = tf.nn.bias_add(matmul(x, value(w)), tf.cast(value(b), dtype))
       x = pre if k == len(self.weights) - 1 else self.activation(pre)
-    return tf.cast(x, tf.float32)
+    return tf.cast(x, tf.float64 if dtype == tf.float64 else tf.float32)
