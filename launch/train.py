@@ -36,7 +36,8 @@ from mdnet_tf.models import mdnet  # noqa: E402
 from mdnet_tf.models import normalization  # noqa: E402
 
 _DT = flags.DEFINE_integer("dt", 16, "Time step Δt of the model, fs.")
-_MODEL = flags.DEFINE_enum("model", "mdnet", ["mdnet", "egnn", "simple"], "Model to train.")
+_MODEL = flags.DEFINE_enum("model", "mdnet", ["mdnet", "egnn", "simple", "mdnet_symplectic"],
+                           "Model to train (mdnet_symplectic: --graph_backend=graph).")
 _TAILOR = flags.DEFINE_enum("tailor", "none", ["none", "temperature", "energy", "learned"],
                             "Noether meta-tailoring (SIMPLE) of the model's prediction.")
 _TAILOR_LR = flags.DEFINE_float("tailor_lr", 1e-3, "Inner SGD step size of tailoring.")

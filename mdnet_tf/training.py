@@ -32,6 +32,7 @@ from mdnet_tf import multistep
 from mdnet_tf import partition
 from mdnet_tf.models import graph as graph_lib
 from mdnet_tf.models import segment_ops
+from mdnet_tf.models import symplectic
 
 
 class Prepared(NamedTuple):
@@ -168,7 +169,14 @@ class Trainer:
     else:
       raise errors.InputError(f"graph_backend must be 'dgl', 'xla' or 'graph', got "
                               f"{options.graph_backend!r}")
-    self._eval_fn = tf.function(self._predict, jit_compile=True)
+    self.symplectic = model.config.model == symplectic.FAMILY
+    if self.symplectic and (options.graph_backend != "graph" or train.num_steps != 1
+                            or options.noise):
+      raise errors.InputError(f"{symplectic.FAMILY} trains with --graph_backend=graph, "
+                              f"--rollout_steps=1 and no noise (its loss needs no solve)")
+    # Validation predicts one step as inference does: the symplectic step is
+    # solved (graph mode: its pair search does not compile under XLA).
+    self._eval_fn = tf.function(self._predict, jit_compile=not self.symplectic)
 
   def restore(self):
     """Restores the latest checkpoint if any; returns the step to start from."""
@@ -199,10 +207,16 @@ class Trainer:
       total = [tf.constant(0.0)] * 3
       for k in range(q.shape[0]):
         seed = tf.stack([tf.cast(step, tf.int32), tf.constant(k)])
-        terms = multistep.unrolled_terms(forward, self.model.config, q[k], p[k], box[k],
-                                         dq[k], dp[k], self.options.noise, seed)
+        if self.symplectic:
+          terms = symplectic.loss_terms(self.model, q[k], p[k], dq[k][0], dp[k][0], box[k])
+        else:
+          terms = multistep.unrolled_terms(forward, self.model.config, q[k], p[k], box[k],
+                                           dq[k], dp[k], self.options.noise, seed)
         total = [a + scale * b for a, b in zip(total, terms)]
-    return total, tape.gradient(total[0], self.model.trainable_variables)
+    # ZERO: a variable that cannot move the loss (the generating function's
+    # additive constant) gets a zero gradient, not None.
+    return total, tape.gradient(total[0], self.model.trainable_variables,
+                                unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
   def _sequence_step(self, batch, step):
     return self._apply(*self._sequence_loss_and_grads(batch, step))
@@ -232,6 +246,8 @@ class Trainer:
     return self.strategy.experimental_distribute_values_from_function(slice_for)
 
   def _predict(self, q, p, box, graph):
+    if self.symplectic:
+      return symplectic.predict(self.model, q, p, box)
     return models.forward(self.model, q, p, box, graph, segment_ops)
 
   def order(self, epoch):

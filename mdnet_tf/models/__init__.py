@@ -2,14 +2,16 @@
 
 
 def build(config, seed=0):
-  """The model named by config.model (mdnet | egnn | simple) with fresh weights.
+  """The model named by config.model (mdnet | egnn | simple | mdnet_symplectic)
+  with fresh weights.
 
   With config.tailor == 'learned' the model also carries the learned quantity
   predictor g_φ (trained and checkpointed with it).
   """
   # pylint: disable=import-outside-toplevel
-  from mdnet_tf.models import egnn, mdnet, simple, tailoring
-  builders = {"mdnet": mdnet.MDNet, "egnn": egnn.EGNN, "simple": simple.SIMPLE}
+  from mdnet_tf.models import egnn, mdnet, simple, symplectic, tailoring
+  builders = {"mdnet": mdnet.MDNet, "egnn": egnn.EGNN, "simple": simple.SIMPLE,
+              symplectic.FAMILY: symplectic.GeneratingFunction}
   if config.model not in builders:
     raise ValueError(f"unknown model {config.model!r}; known: {sorted(builders)}")
   if config.tailor not in tailoring.KINDS:

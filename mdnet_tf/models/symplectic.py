@@ -58,6 +58,12 @@ from mdnet_tf.models import mlp
 
 FAMILY = "mdnet_symplectic"
 
+# Measured on a small-preset validation pair at 64 fs (864 atoms): δS = 0 converges
+# to 1e-6 in 33 plain iterations (28 with β = 0.5); after 100 training steps plain
+# iteration oscillates (no convergence in 60) while β = 0.5 converges in 28.
+DAMPING = 0.5
+MAX_ITER = 100
+
 
 class SolveResult(NamedTuple):
   """The solved step: positions, momenta, iterations used, converged (bool)
@@ -134,22 +140,41 @@ def midpoint_pairs(qbar, box, cutoff):
   return partition.pairs(tf.stop_gradient(qbar), box, cutoff)
 
 
-def loss_terms(model, q, p, q1, p1, box):
+def teacher_forced(model, q, p, dq, dp, box):
+  """(∂S/∂p̄, −∂S/∂q̄) at the true midpoints q + Δq/2, p + Δp/2 of a pair whose
+  displacements (Δq, Δp) are known (no solve)."""
+  qbar, pbar = q + 0.5 * dq, p + 0.5 * dp
+  i, j = midpoint_pairs(qbar, box, model.config.cutoff_angstrom)
+  return model.flow(qbar, pbar, box, i, j)
+
+
+def loss_terms(model, q, p, dq, dp, box):
   """(loss, position term, momentum term) of one true pair (no solve).
 
-  MDNet's normalized MSE: the predicted (∂S/∂p̄, −∂S/∂q̄) against the true
-  (Δq, Δp), each over its training-set scale (s_q, s_p).
+  MDNet's normalized MSE: the predicted (∂S/∂p̄, −∂S/∂q̄) at the true midpoints
+  against the true (Δq, Δp) (given as displacements, exact before any cast),
+  each over its training-set scale (s_q, s_p).
   """
-  qbar, pbar = 0.5 * (q + q1), 0.5 * (p + p1)
-  i, j = midpoint_pairs(qbar, box, model.config.cutoff_angstrom)
-  dq, dp = model.flow(qbar, pbar, box, i, j)
+  dq_pred, dp_pred = teacher_forced(model, q, p, dq, dp, box)
   s_q, s_p = model.scales
-  lq = tf.reduce_mean(tf.square((dq - (q1 - q)) / s_q))
-  lp = tf.reduce_mean(tf.square((dp - (p1 - p)) / s_p))
+  lq = tf.reduce_mean(tf.square((dq_pred - dq) / s_q))
+  lp = tf.reduce_mean(tf.square((dp_pred - dp) / s_p))
   return lq + lp, lq, lp
 
 
-def solve(model, q, p, box, tolerance=1e-6, max_iter=50, damping=1.0):
+def predict(model, q, p, box, tolerance=1e-6, max_iter=MAX_ITER):
+  """(Δq, Δp) float32 of one solved step, the state in float64 (a float32
+  position of ~20 Å would round Δq by 2e-6 Å); raises InvalidArgument if the
+  solve does not converge."""
+  f64 = lambda x: tf.cast(x, tf.float64)
+  out = solve(model, f64(q), f64(p), f64(box), tolerance, max_iter)
+  tf.debugging.assert_equal(out.converged, True, message=(
+      "the implicit step did not converge within max_iter iterations"))
+  return (tf.cast(out.positions - f64(q), tf.float32),
+          tf.cast(out.momenta - f64(p), tf.float32))
+
+
+def solve(model, q, p, box, tolerance=1e-6, max_iter=MAX_ITER, damping=DAMPING):
   """One step: the (q′, p′) solving the implicit equations, as SolveResult.
 
   Starts from one velocity Verlet step of Δt with the LJ force, then iterates
