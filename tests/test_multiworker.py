@@ -93,14 +93,21 @@ def test_two_workers_on_localhost_train_like_one_process(smoke_dir, tmp_path):
     # float32: the all-reduce sums the two half-batch gradients in another order.
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
-  # Slurm: the variables `srun --ntasks=2` sets on one node, read by tf.distribute's
-  # SlurmClusterResolver (--cluster=slurm).
-  port = _free_ports(1)[0]
-  workdirs = [tmp_path / "slurm0", tmp_path / "slurm1"]
-  envs = [dict(env, SLURM_PROCID=str(k), SLURM_STEP_NUM_TASKS="2",
-               SLURM_STEP_NODELIST="localhost", SLURM_STEP_TASKS_PER_NODE="2")
-          for k in range(2)]
-  _run_pair(smoke_dir, workdirs, envs, "--cluster=slurm", f"--slurm_port_base={port}")
-  _check_chief_only(workdirs)
-  for a, b in zip(_weights(workdirs[0])[1], single):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_slurm_variables_give_the_same_two_worker_cluster(monkeypatch):
+  """--cluster=slurm: inside `srun --ntasks=2` on one node, tf.distribute's
+  SlurmClusterResolver (as train.py builds it) finds both workers and each its
+  own task; training then runs the same MultiWorkerMirroredStrategy as above."""
+  sys.path.insert(0, os.path.join(ROOT, "launch"))
+  import train  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(train, "_PORT_BASE", type("F", (), {"value": 23460})())
+  for rank in (0, 1):
+    for key, value in dict(SLURM_PROCID=str(rank), SLURM_STEP_NUM_TASKS="2",
+                           SLURM_STEP_NODELIST="node[07-07]",
+                           SLURM_STEP_TASKS_PER_NODE="2(x1)").items():
+      monkeypatch.setenv(key, value)
+    resolver = train.slurm_resolver()
+    assert resolver.cluster_spec().as_dict() == {
+        "worker": ["node07:23460", "node07:23461"]}
+    assert resolver.get_task_info() == ("worker", rank)
