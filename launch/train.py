@@ -87,17 +87,6 @@ _LOGICAL_CPUS = flags.DEFINE_integer("logical_cpus", None,
                                      "(to try --distribute=mirrored without GPUs).")
 
 
-def slurm_resolver():
-  """tf.distribute's SlurmClusterResolver for the `srun` step this process is in."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  gpus = len(tf.config.list_physical_devices("GPU"))
-  # The resolver hands out GPUs per task and divides by that number; on CPU
-  # nodes give it a nominal one per task (auto_set_gpu=False: it sets nothing).
-  return tf.distribute.cluster_resolver.SlurmClusterResolver(
-      port_base=_PORT_BASE.value, gpus_per_node=gpus or 1024,
-      gpus_per_task=None if gpus else 1, auto_set_gpu=False)
-
-
 def _strategy():
   """The tf.distribute strategy the flags ask for (None: plain single device)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -109,7 +98,8 @@ def _strategy():
     return None
   if _DISTRIBUTE.value == "multi_worker":
     if _CLUSTER.value == "slurm":
-      return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=slurm_resolver())
+      return tf.distribute.MultiWorkerMirroredStrategy(
+          cluster_resolver=training.slurm_resolver(_PORT_BASE.value))
     return tf.distribute.MultiWorkerMirroredStrategy()
   gpus = tf.config.list_logical_devices("GPU")
   devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]

@@ -320,6 +320,17 @@ class Trainer:
             "seconds": time.time() - started, "best_validation_loss": float(self.best.numpy())}
 
 
+def slurm_resolver(port_base):
+  """tf.distribute's SlurmClusterResolver for the `srun` step this process runs
+  in (workers on port_base, port_base + 1, ... of each node)."""
+  gpus = len(tf.config.list_physical_devices("GPU"))
+  # The resolver hands out GPUs per task and divides by that number; on CPU
+  # nodes give it a nominal one per task (auto_set_gpu=False: it sets nothing).
+  return tf.distribute.cluster_resolver.SlurmClusterResolver(
+      port_base=port_base, gpus_per_node=gpus or 1024, gpus_per_task=None if gpus else 1,
+      auto_set_gpu=False)
+
+
 def _is_chief(strategy):
   resolver = getattr(strategy, "cluster_resolver", None)
   if resolver is None or not resolver.cluster_spec().as_dict():

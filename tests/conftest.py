@@ -27,6 +27,17 @@ def liquid_frame(smoke_dir):
   return dump.read_dump(os.path.join(smoke_dir, record["dump"]))[0]
 
 
+@pytest.fixture(scope="session")
+def pretrained16_export(tmp_path_factory):
+  """pretrained/mdnet_dt16 exported once per session (default export, default
+  failure criteria): the version directory. Tests that change a model base path
+  copy it first."""
+  from mdnet_tf import exporting  # pylint: disable=import-outside-toplevel
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  return exporting.export(os.path.join(root, "pretrained", "mdnet_dt16"),
+                          str(tmp_path_factory.mktemp("pretrained16")), 1)
+
+
 def brute_force_neighbors(positions, box, cutoff):
   """O(N²) minimum-image reference: list of neighbor-index sets."""
   q = np.asarray(positions, np.float64)

@@ -190,12 +190,9 @@ def test_graph_and_xla_exports_agree(exported):
 
 
 @pytest.fixture(scope="module")
-def served_pretrained(tmp_path_factory):
+def served_pretrained(pretrained16_export):
   """The pretrained 16 fs model exported with the default failure criteria."""
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  path = exporting.export(os.path.join(root, "pretrained", "mdnet_dt16"),
-                          str(tmp_path_factory.mktemp("pretrained")), 1)
-  return tf.saved_model.load(path)
+  return tf.saved_model.load(pretrained16_export)
 
 
 def _state(liquid_frame):

@@ -99,15 +99,13 @@ def test_slurm_variables_give_the_same_two_worker_cluster(monkeypatch):
   """--cluster=slurm: inside `srun --ntasks=2` on one node, tf.distribute's
   SlurmClusterResolver (as train.py builds it) finds both workers and each its
   own task; training then runs the same MultiWorkerMirroredStrategy as above."""
-  sys.path.insert(0, os.path.join(ROOT, "launch"))
-  import train  # pylint: disable=import-outside-toplevel
-  monkeypatch.setattr(train, "_PORT_BASE", type("F", (), {"value": 23460})())
+  from mdnet_tf import training  # pylint: disable=import-outside-toplevel
   for rank in (0, 1):
     for key, value in dict(SLURM_PROCID=str(rank), SLURM_STEP_NUM_TASKS="2",
                            SLURM_STEP_NODELIST="node[07-07]",
                            SLURM_STEP_TASKS_PER_NODE="2(x1)").items():
       monkeypatch.setenv(key, value)
-    resolver = train.slurm_resolver()
+    resolver = training.slurm_resolver(23460)
     assert resolver.cluster_spec().as_dict() == {
         "worker": ["node07:23460", "node07:23461"]}
     assert resolver.get_task_info() == ("worker", rank)

@@ -17,7 +17,6 @@ from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from conftest import predict_request
-from mdnet_tf import exporting
 from serving import codec
 from mdnet_tf import extxyz
 from serving import rollout_client
@@ -65,13 +64,14 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def served(smoke_dir, tmp_path_factory):
+def served(smoke_dir, tmp_path_factory, pretrained16_export):
   """The pretrained 16 fs model, exported with the default failure criteria and
   served; its roll-outs of the smoke liquid are physical (a barely trained
   network lets atoms pass through each other within ~30 steps, which the
   served roll-outs now correctly refuse)."""
   base = str(tmp_path_factory.mktemp("models"))
-  path = exporting.export(os.path.join(ROOT, "pretrained", "mdnet_dt16"), base, 1)
+  path = os.path.join(base, "1")
+  shutil.copytree(pretrained16_export, path)      # the test adds versions next to it
   server = Server(base).start()
   yield server, tf.saved_model.load(path), rollout_client.load_start(smoke_dir)
   server.stop()

@@ -25,7 +25,6 @@ from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from conftest import predict_request
-from mdnet_tf import exporting
 from mdnet_tf import extxyz
 from serving import codec
 from serving import rollout_client
@@ -48,10 +47,10 @@ def _cpu_seconds(pid):
 
 
 @pytest.fixture(scope="module")
-def server(smoke_dir, tmp_path_factory):
+def server(smoke_dir, tmp_path_factory, pretrained16_export):
   root = tmp_path_factory.mktemp("serving")
-  version = exporting.export(os.path.join(ROOT, "pretrained", "mdnet_dt16"),
-                             str(root / "dt16"), 1)
+  version = str(root / "dt16" / "1")
+  shutil.copytree(pretrained16_export, version)
   shutil.copytree(version, root / "copy" / "1")
   shutil.copytree(version, root / "copy" / "2")
   os.makedirs(root / "late")            # a model whose version arrives later
