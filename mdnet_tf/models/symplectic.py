@@ -115,10 +115,7 @@ class GeneratingFunction(tf.Module):
   def baseline(self, qbar, pbar, box, i, j):
     """Δt·H(q̄, p̄) [], the implicit-midpoint part of S (exact LJ over the pairs)."""
     c = self.config
-    d = space.minimum_image(tf.gather(qbar, i) - tf.gather(qbar, j), box)
-    r2 = tf.reduce_sum(d * d, axis=-1)
-    lj = c.lj()
-    potential = tf.reduce_sum(potentials.pair_energy(r2, r2 < lj.cutoff ** 2, lj))
+    potential = lj_energy(qbar, box, i, j, c.lj())
     kinetic = tf.reduce_sum(pbar * pbar) / (2.0 * c.mass_amu)
     return c.dt_fs * (kinetic + potential * units.FORCE_TO_ACCEL)
 
@@ -133,6 +130,13 @@ class GeneratingFunction(tf.Module):
     grad_q, grad_p = (tf.convert_to_tensor(g) for g in tape.gradient(
         s, [qbar, pbar], unconnected_gradients=tf.UnconnectedGradients.ZERO))
     return grad_p, -grad_q
+
+
+def lj_energy(positions, box, i, j, lj):
+  """Exact LJ energy [] kcal/mol over the pairs (i, j) (those beyond r_c count 0)."""
+  d = space.minimum_image(tf.gather(positions, i) - tf.gather(positions, j), box)
+  r2 = tf.reduce_sum(d * d, axis=-1)
+  return tf.reduce_sum(potentials.pair_energy(r2, r2 < lj.cutoff ** 2, lj))
 
 
 def midpoint_pairs(qbar, box, cutoff):
@@ -191,9 +195,7 @@ def solve(model, q, p, box, tolerance=1e-6, max_iter=MAX_ITER, damping=DAMPING):
   def lj_force(x, i, j):
     with tf.GradientTape() as tape:
       tape.watch(x)
-      d = space.minimum_image(tf.gather(x, i) - tf.gather(x, j), box)
-      r2 = tf.reduce_sum(d * d, axis=-1)
-      u = tf.reduce_sum(potentials.pair_energy(r2, r2 < c.lj().cutoff ** 2, c.lj()))
+      u = lj_energy(x, box, i, j, c.lj())
     return -tf.convert_to_tensor(tape.gradient(u, x)) * units.FORCE_TO_ACCEL
 
   p_half = p + 0.5 * dt * lj_force(q, i0, j0)          # velocity Verlet predictor
