@@ -19,11 +19,13 @@ import tensorflow as tf
 
 import mdnet_tf
 from mdnet_tf import capacity as capacity_lib
+from mdnet_tf import errors
 from mdnet_tf import signatures
 from mdnet_tf import stepping
 from mdnet_tf import units
 from mdnet_tf.data import dataset
 from mdnet_tf.models import io as model_io
+from mdnet_tf.models import symplectic
 
 
 def warmup_record(positions, momenta, box):
@@ -82,6 +84,9 @@ def export(workdir, export_base, version, data_dir=None, multiplier=capacity_lib
   """
   model, checkpoint = model_io.restore(workdir)
   config = model.config
+  if config.model == symplectic.FAMILY and (mode != "graph" or precision != "float32"):
+    raise errors.InputError(f"{symplectic.FAMILY} exports in graph mode and float32 only "
+                            f"(its solve searches compact pairs), got {mode}/{precision}")
   run = model_io.read_run(workdir)
   (q, p, box), source = reference_state(workdir, data_dir or run.get("data_dir"),
                                         int(config.dt_fs))
@@ -110,6 +115,8 @@ def export(workdir, export_base, version, data_dir=None, multiplier=capacity_lib
                             "edges_per_atom": capacity.edges_per_atom,
                             "sized_from": f"{source} × {multiplier} (edges × "
                                           f"{min(multiplier, capacity_lib.EDGE_HEADROOM)})"},
+      "solver": (symplectic.Solver()._asdict() if config.model == symplectic.FAMILY
+                 else None),
       "export_version": version, "mdnet_tf_version": mdnet_tf.__version__,
       "checkpoint": checkpoint, "training_command": run.get("command"),
       "failure_criteria": {"temperature_factor": temperature_factor,

@@ -1,8 +1,10 @@
 """Propagators: one step of Δt as a pure TF function, for any model or Verlet.
 
 A Propagator's `delta(q, p, box, neighbors, capacity)` maps float32 positions
-[N, 3] Å and momenta [N, 3] g/mol·Å/fs in a box [3] Å to (Δq [N, 3], Δp
-[N, 3], overflow [] bool). `neighbors` comes from the step loop (stepping.py):
+[N, 3] Å and momenta [N, 3] g/mol·Å/fs in a box [3] Å (float64 state for a
+propagator with float64_inputs) to a Delta: Δq [N, 3], Δp [N, 3], overflow []
+bool and, for an implicit step, the solver's iterations [] int32 and whether
+it converged [] bool. `neighbors` comes from the step loop (stepping.py):
 the partition.NeighborList of q within `cutoff` built with capacity.spec, or
 for a `compact` propagator the pairs (i [E], j [E]) of partition.pairs.
 `capacity` (capacity.Capacity) sizes any padded graph the propagator builds;
@@ -19,7 +21,9 @@ Sources:
                         tailoring included), TF-native message passing;
   savedmodel_propagator an exported SavedModel's serving_default (its own
                         in-graph neighbor search; graph mode);
-  verlet_propagator     one velocity-Verlet step with the LJ forces.
+  verlet_propagator     one velocity-Verlet step with the LJ forces;
+  symplectic_propagator the generating-function step (models/symplectic.py),
+                        its implicit equations solved in float64 each step.
 `from_path` builds the right one from a training run, pretrained directory or
 SavedModel (models/io.py reads Δt, mass and potential from the model).
 """
@@ -38,6 +42,7 @@ from mdnet_tf.models import graph as graph_lib
 from mdnet_tf.models import io as model_io
 from mdnet_tf.models import mlp
 from mdnet_tf.models import segment_ops
+from mdnet_tf.models import symplectic
 
 MODES = ("graph", "xla")
 # Graph mode is the default: on this project's CPU it runs a 4000-atom MDNet step
@@ -50,6 +55,15 @@ DEFAULT_MODE = "graph"
 TAILOR_LR = 0.1
 
 
+class Delta(NamedTuple):
+  """What one step of a propagator returns (see the module doc)."""
+  dq: tf.Tensor
+  dp: tf.Tensor
+  overflow: tf.Tensor
+  iterations: object = 0        # explicit steps: no solve
+  converged: object = True
+
+
 class Propagator(NamedTuple):
   """One learned (or Verlet) step; see the module doc for `delta`.
 
@@ -57,7 +71,8 @@ class Propagator(NamedTuple):
   mass: g/mol.  lj: the system's potentials.LennardJones (for monitoring and
   energy rescaling).  jit_compile: whether the step loop runs under XLA.
   name: for reports.  compact: the delta takes compact pairs, not a dense
-  neighbor list (graph mode only).
+  neighbor list (graph mode only).  implicit: the step is solved and may fail
+  to converge.  float64_inputs: the delta takes the float64 state.
   """
   delta: Callable
   dt_fs: float
@@ -67,6 +82,8 @@ class Propagator(NamedTuple):
   jit_compile: bool
   name: str
   compact: bool = False
+  implicit: bool = False
+  float64_inputs: bool = False
 
 
 def num_atoms(positions):
@@ -92,25 +109,47 @@ def model_delta(model, mode=DEFAULT_MODE, precision="float32"):
     graph = graph_lib.from_neighbors(q, box, nl, cutoff, capacity.max_edges(num_atoms(q)))
     with mlp.precision(dtype):
       dq, dp = models.forward(model, q, p, box, graph, segment_ops)
-    return dq, dp, graph.overflow
+    return Delta(dq, dp, graph.overflow)
 
   def compact(q, p, box, pairs, capacity):
     del capacity
     with mlp.precision(dtype):
       dq, dp = models.forward(model, q, p, box, graph_lib.from_pairs(*pairs), compact_ops)
-    return dq, dp, tf.constant(False)
+    return Delta(dq, dp, tf.constant(False))
 
   return compact if mode == "graph" else padded
 
 
 def model_propagator(model, name=None, mode=DEFAULT_MODE, precision="float32"):
   """An in-process model on the TF-native path, in execution mode `mode` (MODES)
-  with its matmuls in `precision`."""
+  with its matmuls in `precision` (the symplectic family: symplectic_propagator)."""
   c = model.config
+  if c.model == symplectic.FAMILY:
+    return symplectic_propagator(model, name=name, precision=precision)
   name = name or c.name + ("" if precision == "float32" else f"+{precision}")
   return Propagator(model_delta(model, mode, precision), float(c.dt_fs),
                     float(c.cutoff_angstrom), float(c.mass_amu), c.lj(), mode == "xla", name,
                     mode == "graph")
+
+
+def symplectic_propagator(model, solver=symplectic.Solver(), name=None, precision="float32"):
+  """The generating-function step of a models.symplectic model: each step
+  solves its implicit equations (symplectic.solve) on the float64 state, in
+  plain graph mode (its pair searches are compact); iterations and convergence
+  go to the step loop, which stops (monitored) or raises on a failed solve."""
+  if precision != "float32":
+    raise errors.InputError(f"{symplectic.FAMILY} runs its network in float32 only, got "
+                            f"precision {precision!r}")
+  c = model.config
+
+  def delta(q, p, box, pairs, capacity):
+    del pairs, capacity                   # the solve searches its own pairs
+    out = symplectic.solve(model, q, p, tf.cast(box, tf.float64), solver)
+    return Delta(out.positions - q, out.momenta - p, tf.constant(False), out.iterations,
+                 out.converged)
+
+  return Propagator(delta, float(c.dt_fs), float(c.cutoff_angstrom), float(c.mass_amu), c.lj(),
+                    False, name or c.name, compact=True, implicit=True, float64_inputs=True)
 
 
 def savedmodel_propagator(loaded, signature="serving_default"):
@@ -122,7 +161,7 @@ def savedmodel_propagator(loaded, signature="serving_default"):
     del nl, capacity
     assert keep_alive is not None
     out = fn(positions=q, momenta=p, box=box)  # overflow raises inside the SavedModel
-    return out["positions"] - q, out["momenta"] - p, tf.constant(False)
+    return Delta(out["positions"] - q, out["momenta"] - p, tf.constant(False))
 
   c = loaded.config
   return Propagator(delta, float(c.dt_fs), float(c.cutoff_angstrom), float(c.mass_amu),
@@ -139,7 +178,7 @@ def verlet_propagator(dt_fs, lj, mass):
       return potentials.energy_and_forces(q1, box, nl1, lj)[2], nl1
 
     q1, p1, _, nl1 = integrate.verlet_step(q, p, f0, dt_fs, mass, forces)
-    return q1 - q, p1 - p, nl1.overflow
+    return Delta(q1 - q, p1 - p, nl1.overflow)
 
   return Propagator(delta, float(dt_fs), float(lj.cutoff), float(mass), lj, True,
                     f"verlet:{dt_fs:g}fs")

@@ -123,6 +123,9 @@ def diagnose(row, settings, t_low, t_high, sigma):
   sigma: the potential's σ, Å."""
   values = np.array([row[name] for name in stepping.RECORDED])
   temp, r_min = row["temperature_K"], row["min_distance_A"]
+  if row["solver_converged"] == 0:
+    return (f"the implicit (symplectic) step did not converge in "
+            f"{row['solver_iterations']:.0f} iterations")
   if not np.all(np.isfinite(values)):
     return "non-finite positions, momenta or energies"
   if temp > t_high or temp < t_low:

@@ -17,7 +17,8 @@ Every roll-out signature returns positions, momenta (float32), temperature
 (K), potential_energy, kinetic_energy (kcal/mol, LJ of the model's config),
 min_distance (Å), all float64, steps_done (int32), failure (int32: 0 none,
 1 non-finite values, 2 temperature outside [T₀/f, T₀·f], 3 a pair closer than
-min_distance; T₀ the start temperature, or the target in NVT), and
+min_distance, 4 the implicit step of a symplectic model did not converge; T₀
+the start temperature, or the target in NVT), and
 rollout_rescaled also infeasible_rescales, clipped_rescales (int32). After a
 failure the loop stops and returns the last good state with steps_done <
 num_steps. Inside roll-outs positions and momenta accumulate in float64.
@@ -30,7 +31,8 @@ Execution mode (propagators.MODES):
     program (needs a server started with --xla_cpu_compilation_enabled).
 Bad input (rank/shape, N mismatch, non-finite values, box < 2 r_c) and, in xla
 mode, a neighbor-list or graph overflow that is not part of a physical failure
-raise InvalidArgument with a message.
+raise InvalidArgument with a message, as does a symplectic model's single step
+whose implicit solve does not converge.
 """
 
 import tensorflow as tf

@@ -5,8 +5,15 @@ benchmark (benchmarking.py) all run this loop, so what is timed is what
 ships. One iteration, for step k = step0 + i:
 
   p ← O(Δt/2) p                      (NVT only; CSVR or Langevin, FlashMD split)
-  Δq, Δp ← propagator(q, p, box, neighbors of q)   in float32
+  Δq, Δp ← propagator(q, p, box, neighbors of q)   in float32 (float64 for
+                                     a propagator that asks for it)
   q ← q + Δq,  p ← p + Δp            accumulated in float64
+  (an implicit propagator, the symplectic step, solves its equations inside
+  the propagator and reports its iterations and whether it converged: a step
+  that did not converge is a failure of a monitored loop and an
+  InvalidArgument error of an unmonitored one)
+  (an implicit propagator, e.g. the symplectic step, solves its equations
+   inside `propagator` and reports its iterations and whether it converged)
   p ← O(Δt/2) p                      (NVT only)
   neighbors ← cell list of the new q (a dense partition.NeighborList, or the
     compact pairs of partition.pairs for a compact propagator)
@@ -34,10 +41,12 @@ from mdnet_tf import space
 THERMOSTATS = ("none", "csvr", "langevin")
 # Values recorded per step when monitoring, in this order (thermo.py adds step and time).
 RECORDED = ("temperature_K", "potential_kcal_mol", "kinetic_kcal_mol", "total_kcal_mol",
-            "momentum_norm", "min_distance_A", "alpha", "infeasible", "clipped")
+            "momentum_norm", "min_distance_A", "solver_iterations", "solver_converged",
+            "alpha", "infeasible", "clipped")
 _SEED_TAG = 0x726f6c
 # Failure codes of a monitored loop (Outcome.code), in the order they are checked.
-FAILURES = ("none", "non-finite values", "temperature out of range", "atoms too close")
+FAILURES = ("none", "non-finite values", "temperature out of range", "atoms too close",
+            "implicit step did not converge")
 # Default "atoms too close" threshold, in units of the potential's σ: 2.5 Å
 # for the paper's argon (σ = 3.432 Å), where the LJ repulsion is 30 ε.
 MIN_DISTANCE_SIGMA = 2.5 / 3.432
@@ -163,7 +172,7 @@ def run(propagator, capacity, loop, q, p, box, num_steps, dyn=Dynamic()):
 
   nl0, overflow0 = neighbors_of(q)
 
-  def monitor(q, p, nl):
+  def monitor(q, p, nl, solved):
     if prop.compact:
       potential, r_min = _pair_potential_and_closest(q, box64, nl, prop.lj)
     else:
@@ -176,40 +185,49 @@ def run(propagator, capacity, loop, q, p, box, num_steps, dyn=Dynamic()):
           p, prop.mass, potential, tf.cast(dyn.e0, tf.float64), loop.rescale_bounds)
     kinetic = integrate.kinetic_energy(p, prop.mass)
     temp = integrate.temperature(p, prop.mass)
+    iterations, converged = solved
     row = tf.stack([temp, potential, kinetic, potential + kinetic,
-                    tf.norm(tf.reduce_sum(p, 0)), r_min, alpha,
+                    tf.norm(tf.reduce_sum(p, 0)), r_min, tf.cast(iterations, tf.float64),
+                    tf.cast(converged, tf.float64), alpha,
                     tf.cast(infeasible, tf.float64), tf.cast(clipped, tf.float64)])
     finite = tf.reduce_all(tf.math.is_finite(row)) & tf.reduce_all(tf.math.is_finite(q))
     hot_or_cold = (temp < tf.cast(dyn.t_low, tf.float64)) | (temp > tf.cast(dyn.t_high, tf.float64))
-    code = tf.where(~finite, 1, tf.where(hot_or_cold, 2, tf.where(r_min < loop.min_distance,
-                                                                   3, 0)))
+    code = tf.where(~finite, 1, tf.where(hot_or_cold, 2, tf.where(r_min < loop.min_distance, 3, 0)))
+    code = tf.where(converged, code, 4)
     return p, row, code
+
+  explicit = (tf.constant(0), tf.constant(True))   # what the start state reports
+  input_dtype = tf.float64 if prop.float64_inputs else tf.float32
 
   def body(i, q, p, nl, overflow, failed, rows, code, events):
     step = step0 + i
     q_before, p_before = q, p
     if thermostat is not None:
       p = thermostat(p, step, 0)
-    dq, dp, over = prop.delta(tf.cast(q, tf.float32), tf.cast(p, tf.float32), box32, nl,
-                              capacity)
+    out = prop.delta(tf.cast(q, input_dtype), tf.cast(p, input_dtype), box32, nl, capacity)
+    dq, dp, over = out.dq, out.dp, out.overflow
+    if prop.implicit and not loop.monitor:   # nothing records a failure: raise it
+      with tf.control_dependencies([tf.debugging.assert_equal(out.converged, True, message=(
+          f"{prop.name}: the implicit step did not converge (raise max_iter or the tolerance)"))]):
+        dq = tf.identity(dq)
     q = q + tf.cast(dq, tf.float64)
     p = p + tf.cast(dp, tf.float64)
     if thermostat is not None:
       p = thermostat(p, step, 1)
     nl, nl_overflow = neighbors_of(q)
     if loop.monitor:
-      p, row, code = monitor(q, p, nl)
+      p, row, code = monitor(q, p, nl, (out.iterations, out.converged))
       failed = code > 0
       q = tf.where(failed, q_before, q)          # a failing step is not taken
       p = tf.where(failed, p_before, p)
       slot = tf.minimum(i, rows_len - 1)
       rows = tf.tensor_scatter_nd_update(rows, [[slot]], row[None])
-      events = events + row[-2:]
+      events = events + tf.gather(row, [RECORDED.index("infeasible"), RECORDED.index("clipped")])
     return i + 1, q, p, nl, overflow | over | nl_overflow, failed, rows, code, events
 
   rows0 = tf.zeros([rows_len, len(RECORDED)], tf.float64)
   if loop.monitor and loop.record_steps == 0:   # report the start state if no step is taken
-    rows0 = monitor(tf.cast(q, tf.float64), tf.cast(p, tf.float64), nl0)[1][None]
+    rows0 = monitor(tf.cast(q, tf.float64), tf.cast(p, tf.float64), nl0, explicit)[1][None]
     rows0 = tf.tensor_scatter_nd_update(rows0, [[0, RECORDED.index("alpha")]], [1.0])  # no step
   init = (tf.constant(0), tf.cast(q, tf.float64), tf.cast(p, tf.float64), nl0, overflow0,
           tf.constant(False), rows0, tf.constant(0), tf.zeros([2], tf.float64))

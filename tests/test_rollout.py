@@ -47,9 +47,9 @@ def _scaled(propagator, factor, name):
   """A propagator whose momenta about the centre of mass come out `factor`
   times too large (heats up, conserves total momentum)."""
   def delta(q, p, box, nl, capacity):
-    dq, dp, overflow = propagator.delta(q, p, box, nl, capacity)
-    com = tf.reduce_mean(p + dp, 0, keepdims=True)
-    return dq, com + (p + dp - com) * factor - p, overflow
+    out = propagator.delta(q, p, box, nl, capacity)
+    com = tf.reduce_mean(p + out.dp, 0, keepdims=True)
+    return out._replace(dp=com + (p + out.dp - com) * factor - p)
   return propagator._replace(delta=delta, name=name)
 
 
@@ -130,7 +130,8 @@ def test_blow_up_is_detected_and_not_written(liquid_frame, tmp_path):
   q2 = q.copy()
   q2[1] = q2[0] + np.array([2.0, 0.0, 0.0])
   still = propagators.Propagator(
-      lambda q, p, box, nl, capacity: (tf.zeros_like(q), tf.zeros_like(p), tf.constant(False)),
+      lambda q, p, box, nl, capacity: propagators.Delta(tf.zeros_like(q), tf.zeros_like(p),
+                                                        tf.constant(False)),
       4.0, 7.0, MASS, LJ, True, "still")
   result = rollout.Rollout(still, rollout.Settings()).run(q2, p, box, 5, str(tmp_path / "b"),
                                                           progress=False)

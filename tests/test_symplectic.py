@@ -9,9 +9,12 @@ import pytest
 import tensorflow as tf
 
 from mdnet_tf import potentials
+from mdnet_tf import propagators
+from mdnet_tf import stepping
 from mdnet_tf import partition
 from mdnet_tf import units
 from mdnet_tf.models import mdnet
+from mdnet_tf.models import mlp
 from mdnet_tf.models import normalization
 from mdnet_tf.models import symplectic
 
@@ -19,6 +22,13 @@ STATS = normalization.NormStats(inv_r_mean=0.2, inv_r_std=0.045, rel_pos_scale=0
                                 rel_mom_scale=0.072, mean_neighbors=24.0, dq_scale=0.062,
                                 dp_scale=0.0375)
 BOX = np.full(3, 16.0)
+
+
+@pytest.fixture
+def exact():
+  """Networks in float64 too: the exactness checks below resolve 1e-10."""
+  with mlp.precision(tf.float64):
+    yield
 
 
 def _model(dt_fs=64.0, random_correction=True, seed=0):
@@ -49,7 +59,7 @@ def _flow(model, q, p, box):
   return [x.numpy() for x in model.flow(q, p, box, i, j)]
 
 
-def test_flow_conserves_momentum_and_is_invariant_and_even_in_momenta():
+def test_flow_conserves_momentum_and_is_invariant_and_even_in_momenta(exact):
   model = _model()
   q, p, box = _tiny_state()
   dq, dp = _flow(model, q, p, box)
@@ -67,10 +77,10 @@ def test_flow_conserves_momentum_and_is_invariant_and_even_in_momenta():
   np.testing.assert_allclose(dp_rev, dp, atol=1e-13)              # ∂S/∂q̄ even in p̄
 
 
-def test_zero_correction_is_the_implicit_midpoint_rule_with_the_lj_force():
+def test_zero_correction_is_the_implicit_midpoint_rule_with_the_lj_force(exact):
   model = _model(dt_fs=16.0, random_correction=False)
   q, p, box = _tiny_state(1)
-  out = symplectic.solve(model, q, p, box, tolerance=1e-13, max_iter=200)
+  out = symplectic.solve(model, q, p, box, symplectic.Solver(1e-13, 200))
   assert bool(out.converged), float(out.last_change)
   q1, p1 = out.positions.numpy(), out.momenta.numpy()
   qbar, pbar = 0.5 * (q.numpy() + q1), 0.5 * (p.numpy() + p1)
@@ -84,12 +94,11 @@ def test_zero_correction_is_the_implicit_midpoint_rule_with_the_lj_force():
                              atol=1e-11)
 
 
-def test_solved_step_is_time_reversible():
+def test_solved_step_is_time_reversible(exact):
   model = _model()
   q, p, box = _tiny_state(2)
-  fwd = symplectic.solve(model, q, p, box, tolerance=1e-13, max_iter=200)
-  back = symplectic.solve(model, fwd.positions, -fwd.momenta, box, tolerance=1e-13,
-                          max_iter=200)
+  fwd = symplectic.solve(model, q, p, box, symplectic.Solver(1e-13, 200))
+  back = symplectic.solve(model, fwd.positions, -fwd.momenta, box, symplectic.Solver(1e-13, 200))
   assert bool(fwd.converged) and bool(back.converged)
   np.testing.assert_allclose(back.positions.numpy(), q.numpy(), atol=1e-10)
   np.testing.assert_allclose(-back.momenta.numpy(), p.numpy(), atol=1e-10)
@@ -112,7 +121,7 @@ def _symplectic_error(jac, n):
   return np.abs(jac.T @ j @ jac - j).max()
 
 
-def test_solved_step_is_symplectic_and_an_explicit_map_is_not():
+def test_solved_step_is_symplectic_and_an_explicit_map_is_not(exact):
   model = _model()
   q, p, box = _tiny_state(3, n=4)
   n = q.shape[0] * 3
@@ -120,8 +129,8 @@ def test_solved_step_is_symplectic_and_an_explicit_map_is_not():
   # J is preserved up to the constant factor of the scaling, undone below.
   s_p = STATS.dp_scale
 
-  solve = tf.function(lambda q, p: symplectic.solve(model, q, p, box, tolerance=1e-14,
-                                                     max_iter=400))   # traced once
+  solve = tf.function(lambda q, p: symplectic.solve(
+      model, q, p, box, symplectic.Solver(1e-14, 400)))   # traced once
 
   def implicit(x):
     out = solve(tf.constant(x[:n].reshape(-1, 3)), tf.constant(x[n:].reshape(-1, 3) * s_p))
@@ -143,7 +152,7 @@ def test_solved_step_is_symplectic_and_an_explicit_map_is_not():
       assert error > 1e-3, error
 
 
-def test_training_gradient_through_the_inner_derivatives_matches_finite_differences():
+def test_training_gradient_through_the_inner_derivatives_matches_finite_differences(exact):
   """The loss of the midpoint flow (no solve) differentiated w.r.t. the weights
   with nested tapes, against central differences of the loss (float64)."""
   model = _model()
@@ -213,3 +222,33 @@ def test_trainer_fits_the_generating_function_and_validates_with_the_solve(smoke
     training.Trainer(models.build(config), multistep.prepare(dataset.load_sequences(
         smoke_dir, "train", 64, 2, starts_per_trajectory=1)), validation, options,
         str(tmp_path / "k2"))
+
+
+def test_step_loop_runs_the_solved_step_and_stops_when_a_solve_fails(exact):
+  """The propagator of a symplectic model in the one step loop: the same state
+  as two direct solves (Anderson and plain damped iteration agree); a solve
+  that cannot converge stops a monitored loop at the last good state with its
+  own failure code and raises InvalidArgument in an unmonitored one."""
+  model = _model()
+  q, p, box = _tiny_state(5)
+  assert propagators.model_propagator(model).implicit
+  prop = propagators.symplectic_propagator(model, symplectic.Solver(1e-12, 200))
+  assert prop.implicit and prop.float64_inputs and prop.compact
+  out = stepping.run(prop, None, stepping.Loop(monitor=True, record_steps=2), q, p, box, 2)
+  assert int(out.steps_done) == 2 and int(out.code) == 0
+  iterations = out.rows.numpy()[:, stepping.RECORDED.index("solver_iterations")]
+  assert np.all(iterations > 1)
+  x = (q, p)
+  for _ in range(2):
+    step = symplectic.solve(model, *x, box, symplectic.Solver(1e-12, 400, memory=0))
+    x = (step.positions, step.momenta)
+  np.testing.assert_allclose(out.positions.numpy(), x[0].numpy(), atol=1e-10)
+  np.testing.assert_allclose(out.momenta.numpy(), x[1].numpy(), atol=1e-10 * STATS.dp_scale)
+
+  stuck = propagators.symplectic_propagator(model, symplectic.Solver(1e-12, max_iter=2))
+  out = stepping.run(stuck, None, stepping.Loop(monitor=True), q, p, box, 3)
+  assert stepping.FAILURES[int(out.code)] == "implicit step did not converge"
+  assert int(out.steps_done) == 1 and bool(out.failed)
+  np.testing.assert_array_equal(out.positions.numpy(), q.numpy())
+  with pytest.raises(tf.errors.InvalidArgumentError, match="did not converge"):
+    stepping.run(stuck, None, stepping.Loop(), q, p, box, 3)
