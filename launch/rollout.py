@@ -29,6 +29,7 @@ from mdnet_tf import reporting  # noqa: E402
 from mdnet_tf import rollout  # noqa: E402
 from mdnet_tf import stepping  # noqa: E402
 from mdnet_tf.data import states  # noqa: E402
+from mdnet_tf.models import symplectic  # noqa: E402
 
 _MODEL = flags.DEFINE_string("model", None, "Training workdir, pretrained dir or SavedModel.",
                              required=True)
@@ -59,6 +60,15 @@ _MIN_DIST = flags.DEFINE_float("min_distance_sigma", stepping.MIN_DISTANCE_SIGMA
 _T_FACTOR = flags.DEFINE_float("temperature_factor", 3.0,
                                "Failure if T leaves [T_ref / f, T_ref × f].")
 _SEED = flags.DEFINE_integer("seed", 0, "Thermostat noise seed.")
+_SOLVER_TOL = flags.DEFINE_float("solver_tolerance", symplectic.Solver().tolerance,
+                                 "mdnet_symplectic: stop the implicit solve when the update is "
+                                 "below this (Å; momenta in units of the model's s_p).")
+_SOLVER_ITER = flags.DEFINE_integer("solver_max_iter", symplectic.Solver().max_iter,
+                                    "mdnet_symplectic: a solve that needs more iterations "
+                                    "stops the roll-out with a report.")
+_SOLVER_MEMORY = flags.DEFINE_integer("solver_memory", symplectic.Solver().memory,
+                                      "mdnet_symplectic: Anderson acceleration memory "
+                                      "(0 = damped fixed-point iteration).")
 _OUT = flags.DEFINE_string("out_dir", "runs/rollout", "Output directory (resumes if present).")
 _DUMP = flags.DEFINE_bool("lammps_dump", False, "Also write trajectory.dump (LAMMPS text).")
 
@@ -66,8 +76,9 @@ _DUMP = flags.DEFINE_bool("lammps_dump", False, "Also write trajectory.dump (LAM
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  solver = symplectic.Solver(_SOLVER_TOL.value, _SOLVER_ITER.value, memory=_SOLVER_MEMORY.value)
   prop = propagators.from_path(_MODEL.value, _TAILOR.value, _TAILOR_LR.value, _MODE.value,
-                               _PRECISION.value)
+                               _PRECISION.value, solver)
   settings = rollout.Settings(
       thermostat=_THERMOSTAT.value, temperature=_TEMPERATURE.value, tau_fs=_TAU.value,
       energy_rescale=_RESCALE.value, rescale_bounds=tuple(float(b) for b in _BOUNDS.value),

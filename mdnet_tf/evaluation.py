@@ -11,11 +11,13 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from mdnet_tf import errors
 from mdnet_tf import models
 from mdnet_tf import training
 from mdnet_tf import verlet
 from mdnet_tf.models import mlp
 from mdnet_tf.models import segment_ops
+from mdnet_tf.models import symplectic
 
 
 def verlet_rmse(pairs, mass, lj):
@@ -34,9 +36,16 @@ def verlet_rmse(pairs, mass, lj):
 
 def model_rmse(model, pairs, precision="float32"):
   """RMSE of a trained model (TF-native message passing, XLA) on FramePairs,
-  its matmuls in `precision` ('float32' or 'bfloat16')."""
+  its matmuls in `precision` ('float32' or 'bfloat16'); a symplectic model's
+  steps are solved (symplectic.predict), as roll-outs do."""
   model.config.check_dt(pairs.dt_fs)
   data = training.prepare(pairs, model.config.cutoff_angstrom)
+  if model.config.model == symplectic.FAMILY:     # solved as in roll-outs (graph mode)
+    if precision != "float32":
+      raise errors.InputError(f"{symplectic.FAMILY} runs in float32 only")
+    predict = tf.function(lambda q, p, b, g: symplectic.predict(model, q, p, b))
+    metrics = training.evaluate(predict, data, model.config)
+    return metrics["rmse_positions"], metrics["rmse_velocities"]
 
   def forward(q, p, b, g):
     with mlp.precision(mlp.PRECISIONS[precision]):

@@ -28,7 +28,7 @@ def is_paper_system(mass_amu, epsilon, sigma, cutoff):
   return all(abs(float(ours[k]) - v) <= 1e-6 * v for k, v in SYSTEM.items())
 
 
-_LABELS = {"mdnet": "MDNet", "egnn": "EGNN", "simple": "SIMPLE"}
+_LABELS = {"mdnet": "MDNet", "egnn": "EGNN", "simple": "SIMPLE", "mdnet_symplectic": "MDNet-symplectic"}
 
 
 def family_label(family, tailor="none"):

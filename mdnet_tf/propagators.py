@@ -120,12 +120,13 @@ def model_delta(model, mode=DEFAULT_MODE, precision="float32"):
   return compact if mode == "graph" else padded
 
 
-def model_propagator(model, name=None, mode=DEFAULT_MODE, precision="float32"):
+def model_propagator(model, name=None, mode=DEFAULT_MODE, precision="float32", solver=None):
   """An in-process model on the TF-native path, in execution mode `mode` (MODES)
-  with its matmuls in `precision` (the symplectic family: symplectic_propagator)."""
+  with its matmuls in `precision` (the symplectic family: symplectic_propagator
+  with `solver`, default symplectic.Solver())."""
   c = model.config
   if c.model == symplectic.FAMILY:
-    return symplectic_propagator(model, name=name, precision=precision)
+    return symplectic_propagator(model, solver or symplectic.Solver(), name, precision)
   name = name or c.name + ("" if precision == "float32" else f"+{precision}")
   return Propagator(model_delta(model, mode, precision), float(c.dt_fs),
                     float(c.cutoff_angstrom), float(c.mass_amu), c.lj(), mode == "xla", name,
@@ -184,24 +185,25 @@ def verlet_propagator(dt_fs, lj, mass):
                     f"verlet:{dt_fs:g}fs")
 
 
-def for_loaded(loaded, mode=DEFAULT_MODE, precision="float32"):
-  """The propagator of a models.io.Loaded model (`mode`, `precision`: in-process models)."""
+def for_loaded(loaded, mode=DEFAULT_MODE, precision="float32", solver=None):
+  """The propagator of a models.io.Loaded model (`mode`, `precision`, `solver`:
+  in-process models)."""
   if loaded.savedmodel is not None:
     return savedmodel_propagator(loaded)
-  return model_propagator(loaded.model, mode=mode, precision=precision)
+  return model_propagator(loaded.model, mode=mode, precision=precision, solver=solver)
 
 
 def from_path(path, tailor="none", tailor_lr=TAILOR_LR, mode=DEFAULT_MODE,
-              precision="float32"):
+              precision="float32", solver=None):
   """The propagator of a training run, pretrained directory or SavedModel.
 
   tailor: 'none', or 'energy' / 'temperature' for Noether tailoring at
   prediction time (needs the checkpoint, not a SavedModel).
   mode, precision: execution mode (MODES) and matmul precision of an
-  in-process model.
+  in-process model.  solver: symplectic.Solver of a symplectic model.
   """
   if tailor == "none":
-    return for_loaded(model_io.load(path), mode, precision)
+    return for_loaded(model_io.load(path), mode, precision, solver)
   if tailor not in ("energy", "temperature"):
     raise errors.InputError(f"prediction-time tailoring supports energy or temperature, "
                             f"got {tailor!r}")

@@ -245,6 +245,10 @@ def describe_rollout(result, dt_fs, num_atoms):
                  f"g/mol·Å/fs; closest pair {th['min_distance_A'].min():.3f} Å")
     lines.append(f"  rescaling: {int(th['infeasible'].sum())} infeasible, "
                  f"{int(th['clipped'].sum())} clipped steps")
+    iterations = th["solver_iterations"][1:]          # row 0 is the start state
+    if len(iterations) and iterations.max() > 0:
+      lines.append(f"  implicit solve: {iterations.mean():.1f} iterations per step on "
+                   f"average, at most {iterations.max():.0f}")
   lines.append(f"  wall {result.seconds:.1f} s this call")
   if result.failure is not None:
     f = result.failure
