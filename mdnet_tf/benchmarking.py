@@ -67,14 +67,34 @@ def tile(positions, momenta, box, reps):
   return q, p, np.asarray(box) * reps
 
 
-def cpu_has_bf16():
-  """Whether the CPU has native bfloat16 matmul instructions (AVX-512 BF16 or AMX)."""
+def _cpuinfo():
   try:
     with open("/proc/cpuinfo") as f:
-      flags = f.read()
+      return f.read()
   except OSError:
-    return False
+    return ""
+
+
+def cpu_has_bf16():
+  """Whether the CPU has native bfloat16 matmul instructions (AVX-512 BF16 or AMX)."""
+  flags = _cpuinfo()
   return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_description():
+  """The CPU model and the vector instructions matmuls can use, e.g.
+  'AMD EPYC, AVX2+FMA (no AVX-512)': absolute speeds differ several-fold
+  between machines of one kind, and this says why."""
+  info = _cpuinfo()
+  model = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                if line.startswith("model name")), "unknown CPU")
+  flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines()
+                    if line.startswith("flags")), []))
+  isa = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
+                                 ("amx_bf16", "AMX-BF16")) if flag in flags]
+  if not isa:
+    isa = ["AVX2+FMA (no AVX-512)" if {"avx2", "fma"} <= flags else "no AVX2"]
+  return f"{model}, {', '.join(isa)}"
 
 
 def matmul_roofline(rows, inner=200, cols=200, repeats=5):
@@ -241,7 +261,7 @@ def table2(data_dir, model_paths, quick, scaling_systems, verlet_stable_dt, meas
   repeats = 3 if quick else 7
   q, p, box = states.load_start(data_dir)
   n = len(q)
-  machine = f"{os.cpu_count()} CPU cores, TF {tf.__version__}"
+  machine = f"{os.cpu_count()} CPU cores ({cpu_description()}), TF {tf.__version__}"
   log(f"benchmark: {n} atoms from {data_dir}; {machine}; {'quick' if quick else 'full'} mode")
   r = {"num_atoms": n, "data_dir": data_dir, "machine": machine, "quick": quick,
        "paper_table2_tesla_p4": paper.TABLE2}

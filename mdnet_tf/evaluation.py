@@ -8,6 +8,7 @@ Lennard-Jones potential (from the model config or the dataset manifest).
 
 import math
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
@@ -45,6 +46,9 @@ def model_rmse(model, pairs, precision="float32"):
       raise errors.InputError(f"{symplectic.FAMILY} runs in float32 only")
     predict = tf.function(lambda q, p, b, g: symplectic.predict(model, q, p, b))
     metrics = training.evaluate(predict, data, model.config)
+    if metrics["unconverged"]:
+      logging.warning("%s: %d of %d solves did not converge (their last iterates are scored)",
+                      model.config.name, metrics["unconverged"], len(data))
     return metrics["rmse_positions"], metrics["rmse_velocities"]
 
   def forward(q, p, b, g):

@@ -86,7 +86,8 @@ def error_cost(r, path):
       (axes[0], "one_step_rmse_A", "one-step error", "center right"),
       (axes[1], "rollout_rmse_A", f"error after {r['horizon_fs']:g} fs", "lower right")):
     for name, rows, color in (("Verlet", reporting.by_dt(r["verlet"]), "tab:blue"),
-                              ("MDNet", reporting.by_dt(r["mdnet"]), "tab:red")):
+                              (r.get("learned_label", "MDNet"), reporting.by_dt(r["mdnet"]),
+                               "tab:red")):
       shown = [v for v in rows.values() if v[key] is not None and v[key] >= 1e-8]
       ax.loglog([v["s_per_ps"] for v in shown], [v[key] for v in shown], "o-", color=color,
                 label=name)

@@ -135,7 +135,8 @@ def error_cost_markdown(r):
            f"(the reference, one core): {r['lammps_1fs_serial_s_per_ps']:.3g} s per ps.", "",
            "| method | Δt fs | one-step RMSE Å | roll-out RMSE Å | s per simulated ps | "
            "stability (NVE) |", "|---|---|---|---|---|---|"]
-  for name, rows in (("Verlet", by_dt(r["verlet"])), ("MDNet", by_dt(r["mdnet"]))):
+  for name, rows in (("Verlet", by_dt(r["verlet"])),
+                     (r.get("learned_label", "MDNet"), by_dt(r["mdnet"]))):
     for dt, v in rows.items():
       stab = "—"
       if "stable" in v:

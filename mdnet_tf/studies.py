@@ -14,6 +14,7 @@ Masses and potentials come from the models and datasets (models/io.py,
 the dataset manifest), never from constants.
 """
 
+import functools
 import math
 import os
 import tempfile
@@ -25,6 +26,7 @@ from mdnet_tf import analysis
 from mdnet_tf import benchmarking
 from mdnet_tf import errors
 from mdnet_tf import io_utils
+from mdnet_tf import paper
 from mdnet_tf import potentials
 from mdnet_tf import propagators
 from mdnet_tf import rollout
@@ -156,10 +158,15 @@ def lammps_truth(q, p, box, times_fs, mass, lj):
   return {t: out["positions"][int(t)] for t in times_fs}
 
 
+@functools.lru_cache(maxsize=None)
+def _float64_verlet(dt_fs, mass, lj):
+  """One simulator (compiled loop) per Δt and system, reused across starts."""
+  return verlet.VerletSimulator(dt_fs, mass=mass, lj=lj, dtype=np.float64)
+
+
 def verlet_positions(q, p, box, dt_fs, steps, mass, lj):
   """Positions after `steps` float64 velocity-Verlet steps of dt_fs."""
-  sim = verlet.VerletSimulator(dt_fs, mass=mass, lj=lj, dtype=np.float64)
-  return sim.run(q, p, box, steps).positions[-1]
+  return _float64_verlet(float(dt_fs), float(mass), lj).run(q, p, box, steps).positions[-1]
 
 
 def learned_positions(prop, q, p, box, steps):
@@ -203,8 +210,10 @@ def error_cost(data_dir, model_paths, verlet_dts, starts, horizon_fs, stability_
       raise errors.InputError(f"horizon {horizon_fs} fs is not a multiple of Δt = {dt} fs")
   times = sorted(set(list(verlet_dts) + mdts + [horizon_fs]))
   truths = [lammps_truth(*s, times, mass, lj) for s in tqdm.tqdm(starts, desc="LAMMPS 1 fs truth")]
+  family = model_io.read_config(model_paths[mdts[0]]).model if mdts else "mdnet"
   result = {"num_atoms": len(starts[0][0]), "starts_fs": [float(ref.time_fs[i]) for i in idx],
-            "horizon_fs": horizon_fs, "verlet": {}, "mdnet": {}}
+            "horizon_fs": horizon_fs, "verlet": {}, "mdnet": {},
+            "learned_label": paper.family_label(family)}
   q0, p0, box = starts[0]
   for dt in tqdm.tqdm(verlet_dts, desc="Verlet"):
     steps = int(round(horizon_fs / dt))

@@ -349,18 +349,26 @@ def evaluate(predict_fn, data, config):
   """Loss and one-step RMSEs of a prediction function over a Prepared split.
 
   RMSEs are computed on displacements Δq (exact in float64 before the cast),
-  so float32 rounding of absolute positions does not enter them.
+  so float32 rounding of absolute positions does not enter them. predict_fn
+  returns (Δq, Δp), or (Δq, Δp, converged) for an implicit step: then the
+  metrics also count the solves that did not converge ("unconverged"; their
+  last iterate is scored, so a failing solver shows in the errors too).
   """
-  sq_q, sq_v, loss = 0.0, 0.0, 0.0
+  sq_q, sq_v, loss, unconverged = 0.0, 0.0, 0.0, None
   for k in range(len(data)):
     q, p, box, graph, dq, dp = data.pair(k)
-    dq_pred, dp_pred = predict_fn(q, p, box, graph)
+    dq_pred, dp_pred, *solved = predict_fn(q, p, box, graph)
+    if solved:
+      unconverged = (unconverged or 0) + int(not bool(solved[0]))
     loss += float(loss_terms(config, dq_pred, dp_pred, dq, dp)[0])
     sq_q += float(tf.reduce_mean(tf.square(dq_pred - dq)))
     sq_v += float(tf.reduce_mean(tf.square((dp_pred - dp) / config.mass_amu)))
   n = max(len(data), 1)
-  return {"loss": loss / n, "rmse_positions": math.sqrt(sq_q / n),
-          "rmse_velocities": math.sqrt(sq_v / n)}
+  metrics = {"loss": loss / n, "rmse_positions": math.sqrt(sq_q / n),
+             "rmse_velocities": math.sqrt(sq_v / n)}
+  if unconverged is not None:
+    metrics["unconverged"] = unconverged
+  return metrics
 
 
 def save_config(workdir, config, extra):

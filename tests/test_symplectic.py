@@ -215,7 +215,8 @@ def test_trainer_fits_the_generating_function_and_validates_with_the_solve(smoke
   assert mean_loss() < 0.8 * before
   metrics = trainer.validate()
   q, p, box, _, dq, _ = validation.pair(0)
-  solved, _ = symplectic.predict(trainer.model, q, p, box)
+  solved, _, converged = symplectic.predict(trainer.model, q, p, box)
+  assert bool(converged) and metrics["unconverged"] == 0
   assert np.isfinite(metrics["rmse_positions"]) and metrics["rmse_positions"] > 0
   assert float(tf.reduce_max(tf.abs(solved - dq))) > 0       # a real prediction, not Δq
   with pytest.raises(errors.InputError, match="rollout_steps=1"):
