@@ -4,6 +4,8 @@ midpoint rule with the independent LJ force code when δS = 0, time reversibilit
 and symplecticity of the solved map (finite-difference Jacobian, float64), with an
 explicit map of the same network as the negative control."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -253,3 +255,40 @@ def test_step_loop_runs_the_solved_step_and_stops_when_a_solve_fails(exact):
   np.testing.assert_array_equal(out.positions.numpy(), q.numpy())
   with pytest.raises(tf.errors.InvalidArgumentError, match="did not converge"):
     stepping.run(stuck, None, stepping.Loop(), q, p, box, 3)
+
+
+def test_export_serves_the_solved_step(smoke_dir, tmp_path):
+  """A symplectic model exports in graph mode with MDNet's signatures: the
+  SavedModel's step is the in-process solved step; XLA export is refused."""
+  from mdnet_tf import errors, exporting, models, training  # pylint: disable=import-outside-toplevel
+  from mdnet_tf.data import dataset  # pylint: disable=import-outside-toplevel
+  pairs = dataset.load_pairs(smoke_dir, "train", 64)
+  config = mdnet.MDNetConfig(dt_fs=64.0, model=symplectic.FAMILY,
+                             stats=normalization.NormStats.from_pairs(pairs, 39.948, 7.0))
+  model = models.build(config)
+  rng = np.random.default_rng(7)
+  for net in (model.pair_net, model.atom_net):     # a correction that acts
+    net.weights[-1].assign(rng.normal(0.0, 0.3, net.weights[-1].shape).astype(np.float32))
+  workdir = str(tmp_path / "run")
+  tf.train.Checkpoint(model=model).write(os.path.join(workdir, "checkpoints", "ckpt"))
+  with open(os.path.join(workdir, "checkpoints", "checkpoint"), "w") as f:
+    f.write('model_checkpoint_path: "ckpt"\n')
+  training.save_config(workdir, config, {"data_dir": smoke_dir})
+  with pytest.raises(errors.InputError, match="graph mode"):
+    exporting.export(workdir, str(tmp_path / "xla"), 1, smoke_dir, mode="xla")
+  path = exporting.export(workdir, str(tmp_path / "served"), 1, smoke_dir)
+  served = tf.saved_model.load(path)
+  q, p, box = (np.asarray(x[0], np.float32) for x in (pairs.positions, pairs.momenta, pairs.box))
+  out = served.signatures["serving_default"](positions=tf.constant(q), momenta=tf.constant(p),
+                                             box=tf.constant(box))
+  ref = stepping.run(propagators.model_propagator(model), None, stepping.Loop(),
+                     tf.constant(q, tf.float64), tf.constant(p, tf.float64), tf.constant(box), 1)
+  moved = np.abs(ref.positions.numpy() - q).max()
+  assert moved > 1e-2
+  # float32 outputs: positions of ~20 Å round to 2e-6 Å; the solve stops at 1e-5.
+  np.testing.assert_allclose(out["positions"].numpy(), ref.positions.numpy(), atol=2e-5)
+  np.testing.assert_allclose(out["momenta"].numpy(), ref.momenta.numpy(),
+                             atol=2e-5 * config.stats.dp_scale)
+  roll = served.signatures["rollout"](positions=tf.constant(q), momenta=tf.constant(p),
+                                      box=tf.constant(box), num_steps=tf.constant(2))
+  assert int(roll["steps_done"]) == 2 and int(roll["failure"]) == 0
