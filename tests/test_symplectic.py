@@ -252,6 +252,8 @@ def test_step_loop_runs_the_solved_step_and_stops_when_a_solve_fails(exact):
   out = stepping.run(stuck, None, stepping.Loop(monitor=True), q, p, box, 3)
   assert stepping.FAILURES[int(out.code)] == "implicit step did not converge"
   assert int(out.steps_done) == 1 and bool(out.failed)
+  # the failed step ran both attempts: 2 iterations at β = 0.5, then 4 at β = 0.25
+  assert out.rows.numpy()[-1, stepping.RECORDED.index("solver_iterations")] == 6
   np.testing.assert_array_equal(out.positions.numpy(), q.numpy())
   with pytest.raises(tf.errors.InvalidArgumentError, match="did not converge"):
     stepping.run(stuck, None, stepping.Loop(), q, p, box, 3)
