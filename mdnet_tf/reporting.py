@@ -269,21 +269,25 @@ def model_card(config, run, parameters, checkpoint, split, num_pairs, rmse, verl
   label = paper.family_label(config.model)
   theirs = paper.table1_row(config.model, dt)
   paper_row = (f"| {label} (paper) | {theirs[0]:.2e} | {theirs[1]:.2e} |\n" if theirs else
-               f"| {label} (paper) | — | — |\n")
+               f"| {label} (paper) | — | — |\n" if label in paper.TABLE1 else "")
+  width = f"m2 = {config.m2}; " if config.model == "mdnet" else ""
   options = run.get("options", {})
   hours = run.get("train_seconds_total", 0.0) / 3600
   note = f" {run['note']}" if run.get("note") else ""
+  done = f"{run['steps_done']} steps of" if run.get("steps_done") else "steps not recorded;"
+  time_text = (f"{hours:.2f} h of training time" if hours > 0 else
+               "training time not recorded by the run")
   return f"""# {config.name}
 
 - Command: `{run.get('command', '?')}`
 - Data: preset `{run.get('preset', '?')}` (seed {run.get('data_seed', '?')}), \
 {run.get('train_pairs', '?')} training pairs (forward and time-reversed), LAMMPS ground truth;
   see the dataset's manifest.json.
-- Model: {parameters} parameters; m2 = {config.m2}; cutoff {config.cutoff_angstrom} Å;
+- Model: {parameters} parameters; {width}cutoff {config.cutoff_angstrom} Å;
   mass {config.mass_amu} g/mol; LJ ε = {config.lj_epsilon} kcal/mol, σ = {config.lj_sigma} Å;
   units `{config.unit_style}`; normalization statistics in model_config.json.
-- Training: {run.get('steps_done', '?')} steps of batch size {options.get('batch_size', 1)} \
-(message passing: {options.get('graph_backend', '?')}), {hours:.2f} h of training time;
+- Training: {done} batch size {options.get('batch_size', 1)} \
+(message passing: {options.get('graph_backend', '?')}), {time_text};
   best checkpoint on validation loss (`{os.path.basename(checkpoint)}`).{note}
 - One-step RMSE on the {split} split ({num_pairs} pairs), positions Å / velocities Å/fs:
 
