@@ -12,8 +12,6 @@ ships. One iteration, for step k = step0 + i:
   the propagator and reports its iterations and whether it converged: a step
   that did not converge is a failure of a monitored loop and an
   InvalidArgument error of an unmonitored one)
-  (an implicit propagator, e.g. the symplectic step, solves its equations
-   inside `propagator` and reports its iterations and whether it converged)
   p ← O(Δt/2) p                      (NVT only)
   neighbors ← cell list of the new q (a dense partition.NeighborList, or the
     compact pairs of partition.pairs for a compact propagator)
@@ -192,7 +190,8 @@ def run(propagator, capacity, loop, q, p, box, num_steps, dyn=Dynamic()):
                     tf.cast(infeasible, tf.float64), tf.cast(clipped, tf.float64)])
     finite = tf.reduce_all(tf.math.is_finite(row)) & tf.reduce_all(tf.math.is_finite(q))
     hot_or_cold = (temp < tf.cast(dyn.t_low, tf.float64)) | (temp > tf.cast(dyn.t_high, tf.float64))
-    code = tf.where(~finite, 1, tf.where(hot_or_cold, 2, tf.where(r_min < loop.min_distance, 3, 0)))
+    code = tf.where(~finite, 1, tf.where(hot_or_cold, 2,
+                                         tf.where(r_min < loop.min_distance, 3, 0)))
     code = tf.where(converged, code, 4)
     return p, row, code
 
@@ -214,7 +213,9 @@ def run(propagator, capacity, loop, q, p, box, num_steps, dyn=Dynamic()):
     p = p + tf.cast(dp, tf.float64)
     if thermostat is not None:
       p = thermostat(p, step, 1)
-    nl, nl_overflow = neighbors_of(q)
+    # Never search pairs among non-finite positions (a diverged step): the
+    # search keeps the previous positions, and the monitor reports the step.
+    nl, nl_overflow = neighbors_of(tf.where(tf.reduce_all(tf.math.is_finite(q)), q, q_before))
     if loop.monitor:
       p, row, code = monitor(q, p, nl, (out.iterations, out.converged))
       failed = code > 0

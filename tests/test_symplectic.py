@@ -294,3 +294,17 @@ def test_export_serves_the_solved_step(smoke_dir, tmp_path):
   roll = served.signatures["rollout"](positions=tf.constant(q), momenta=tf.constant(p),
                                       box=tf.constant(box), num_steps=tf.constant(2))
   assert int(roll["steps_done"]) == 2 and int(roll["failure"]) == 0
+
+
+def test_a_diverged_solve_stops_the_loop_with_its_reason(exact):
+  """A solve that diverges to non-finite positions stops a monitored loop at the
+  last good state with the solver's failure code (the pair search never sees
+  the non-finite positions)."""
+  model = _model()
+  for net in (model.pair_net, model.atom_net):      # a correction far too strong to solve
+    net.weights[-1].assign(net.weights[-1] * 1e4)
+  q, p, box = _tiny_state(6)
+  prop = propagators.symplectic_propagator(model, symplectic.Solver(1e-6, 30))
+  out = stepping.run(prop, None, stepping.Loop(monitor=True), q, p, box, 2)
+  assert stepping.FAILURES[int(out.code)] == "implicit step did not converge"
+  np.testing.assert_array_equal(out.positions.numpy(), q.numpy())
