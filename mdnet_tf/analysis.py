@@ -233,7 +233,9 @@ def trajectory_metrics(traj, mass, thermo_log=None):
 
 def thermo_metrics(log, num_atoms, points=400):
   """Temperature, energy drift and rescaling counts of a thermo log, plus a
-  thinned time series (≤ points) for plots."""
+  thinned time series (≤ points) for plots. Rows with non-finite values (the
+  record of a failed, diverged step, which the roll-out did not take) are left out."""
+  log = log[np.isfinite(log["temperature_K"]) & np.isfinite(log["total_kcal_mol"])]
   temps, total, time_fs = log["temperature_K"], log["total_kcal_mol"], log["time_fs"]
   out = {"temperature_mean_K": float(temps.mean()), "temperature_std_K": float(temps.std()),
          "temperature_min_max_K": [float(temps.min()), float(temps.max())],

@@ -295,3 +295,18 @@ def test_rollout_cli_writes_lammps_dump_and_reports_failure(exported_model, smok
   run = subprocess.run(base + [f"--out_dir={tmp_path / 'bad'}", "--min_distance_sigma=1.5"],
                        capture_output=True, text=True, check=False)
   assert run.returncode == 2 and "FAILED at step 1" in run.stdout
+
+
+def test_thermo_metrics_leave_out_the_record_of_a_diverged_step():
+  """A roll-out that failed on a non-finite step keeps its finite history's
+  temperature and drift (hand-computed: T = 80, 82, 84 K; E grows 1e-3
+  kcal/mol per atom per 10 fs = 100 kcal/mol/atom/ns)."""
+  from mdnet_tf import stepping, thermo  # pylint: disable=import-outside-toplevel
+  values = np.zeros((4, len(stepping.RECORDED)))
+  names = list(stepping.RECORDED)
+  values[:, names.index("temperature_K")] = [80.0, 82.0, 84.0, np.nan]
+  values[:, names.index("total_kcal_mol")] = [-100.0, -99.9, -99.8, np.nan]
+  log = thermo.records(np.arange(4), 10.0 * np.arange(4), values)
+  out = analysis.thermo_metrics(log, num_atoms=100)
+  assert out["temperature_mean_K"] == pytest.approx(82.0)
+  assert out["energy_drift_kcal_mol_atom_ns"] == pytest.approx(100.0)

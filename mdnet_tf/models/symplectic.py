@@ -299,8 +299,9 @@ def _solve_once(model, q, p, box, solver):
     d_x = tf.tensor_scatter_nd_update(d_x, slot, ((x - x_prev) * started)[None])
     d_f = tf.tensor_scatter_nd_update(d_f, slot, ((f - f_prev) * started)[None])
     gram = tf.linalg.matmul(d_f, d_f, transpose_b=True)
-    # A diverging iterate (overlapping atoms) gives non-finite differences: then
-    # this iteration takes the plain damped step, and the count runs out.
+    # A diverging iterate (overlapping atoms) gives non-finite differences: the
+    # mixing is skipped (the least-squares solve would fail), the iterate turns
+    # non-finite and the NaN residual ends the loop unconverged.
     finite = tf.reduce_all(tf.math.is_finite(gram)) & tf.reduce_all(tf.math.is_finite(f))
     gram = tf.where(finite, gram, tf.zeros_like(gram))
     reg = 1e-10 * tf.linalg.trace(gram) / m + tf.constant(1e-30, dtype)
