@@ -126,6 +126,9 @@ def model_propagator(model, name=None, mode=DEFAULT_MODE, precision="float32", s
   with `solver`, default symplectic.Solver())."""
   c = model.config
   if c.model == symplectic.FAMILY:
+    if mode != "graph":
+      raise errors.InputError(f"{symplectic.FAMILY} runs in graph mode only (its solve "
+                              f"searches compact pairs), got mode {mode!r}")
     return symplectic_propagator(model, solver or symplectic.Solver(), name, precision)
   name = name or c.name + ("" if precision == "float32" else f"+{precision}")
   return Propagator(model_delta(model, mode, precision), float(c.dt_fs),

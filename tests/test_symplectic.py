@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mdnet_tf import errors
 from mdnet_tf import potentials
 from mdnet_tf import propagators
 from mdnet_tf import stepping
@@ -196,7 +197,7 @@ def test_trainer_fits_the_generating_function_and_validates_with_the_solve(smoke
   """The Trainer path of --model=mdnet_symplectic: the no-solve loss falls, the
   validation solves the step (its RMSE is the solved one, not teacher-forced),
   and multi-step or noisy training is refused."""
-  from mdnet_tf import errors, models, multistep, training  # pylint: disable=import-outside-toplevel
+  from mdnet_tf import models, multistep, training  # pylint: disable=import-outside-toplevel
   from mdnet_tf.data import dataset  # pylint: disable=import-outside-toplevel
   pairs = dataset.load_pairs(smoke_dir, "train", 64)
   config = mdnet.MDNetConfig(dt_fs=64.0, model=symplectic.FAMILY,
@@ -235,6 +236,8 @@ def test_step_loop_runs_the_solved_step_and_stops_when_a_solve_fails(exact):
   model = _model()
   q, p, box = _tiny_state(5)
   assert propagators.model_propagator(model).implicit
+  with pytest.raises(errors.InputError, match="graph mode only"):
+    propagators.model_propagator(model, mode="xla")
   prop = propagators.symplectic_propagator(model, symplectic.Solver(1e-12, 200))
   assert prop.implicit and prop.float64_inputs and prop.compact
   out = stepping.run(prop, None, stepping.Loop(monitor=True, record_steps=2), q, p, box, 2)
@@ -262,7 +265,7 @@ def test_step_loop_runs_the_solved_step_and_stops_when_a_solve_fails(exact):
 def test_export_serves_the_solved_step(smoke_dir, tmp_path):
   """A symplectic model exports in graph mode with MDNet's signatures: the
   SavedModel's step is the in-process solved step; XLA export is refused."""
-  from mdnet_tf import errors, exporting, models, training  # pylint: disable=import-outside-toplevel
+  from mdnet_tf import exporting, models, training  # pylint: disable=import-outside-toplevel
   from mdnet_tf.data import dataset  # pylint: disable=import-outside-toplevel
   pairs = dataset.load_pairs(smoke_dir, "train", 64)
   config = mdnet.MDNetConfig(dt_fs=64.0, model=symplectic.FAMILY,
