@@ -145,10 +145,16 @@ def symplectic_propagator(model, solver=symplectic.Solver(), name=None, precisio
     raise errors.InputError(f"{symplectic.FAMILY} runs its network in float32 only, got "
                             f"precision {precision!r}")
   c = model.config
+  # One traced function for every call site: a SavedModel's four signatures
+  # (and a step loop's chunk paths) then share one copy of the solve's graph
+  # instead of inlining seven (18 MB and 98k nodes for a 256-atom export).
+  spec = tf.TensorSpec([None, 3], tf.float64)
+  solve = tf.function(lambda q, p, box: symplectic.solve(model, q, p, box, solver),
+                      input_signature=[spec, spec, tf.TensorSpec([3], tf.float64)])
 
   def delta(q, p, box, pairs, capacity):
     del pairs, capacity                   # the solve searches its own pairs
-    out = symplectic.solve(model, q, p, tf.cast(box, tf.float64), solver)
+    out = solve(q, p, tf.cast(box, tf.float64))
     return Delta(out.positions - q, out.momenta - p, tf.constant(False), out.iterations,
                  out.converged)
 

@@ -69,6 +69,11 @@ class StepModule(tf.Module):
     self.precision = precision
     self.temperature_factor = float(temperature_factor)
     self.min_distance = float(min_distance)
+    # One propagator for every signature, so that a symplectic model's solve is
+    # one traced function they share (held by a closure: tf.Module would track
+    # a tuple attribute and its tf.function).
+    propagator = propagators.model_propagator(model, mode=mode, precision=precision)
+    self._propagator = lambda: propagator
     # In xla mode the learned steps run as one XLA program per input shape; the
     # checks and the overflow → InvalidArgument conversion stay outside (XLA
     # drops Asserts). In graph mode they are plain graph functions.
@@ -91,9 +96,6 @@ class StepModule(tf.Module):
             f"box edge < 2 × cutoff {c.cutoff_angstrom} Å: the minimum-image neighbor "
             f"search needs every edge ≥ {2 * c.cutoff_angstrom} Å")),
     ]
-
-  def _propagator(self):
-    return propagators.model_propagator(self.model, mode=self.mode, precision=self.precision)
 
   def _single(self, q, p, box):
     out = stepping.run(self._propagator(), self.capacity, stepping.Loop(), q, p, box, 1)

@@ -230,25 +230,11 @@ def solve(model, q, p, box, solver=Solver()):
   (q′, p′) ← (1 − β)(q′, p′) + β[(q, p) + flow(q̄, p̄)] (Anderson-accelerated)
   until the update is below the solver's tolerance. If that fails within
   max_iter iterations (at 128 fs one validation state in 20 diverged at
-  β = 0.5 and converged at β = 0.25), it starts again with half the damping
-  and twice the iterations; iterations counts both attempts, and converged
-  False after the second means the caller must report it.
+  β = 0.5 and converged at β = 0.25), it starts again from the predictor with
+  the fallback damping and twice the iterations, in the same loop;
+  iterations counts both attempts, and converged False after the second means
+  the caller must report it.
   """
-  first = _solve_once(model, q, p, box, solver)
-  if solver.fallback_damping <= 0:
-    return first
-  second = solver._replace(damping=solver.fallback_damping, max_iter=2 * solver.max_iter)
-  return tf.cond(first.converged, lambda: first,
-                 lambda: _add_iterations(_solve_once(model, q, p, box, second),
-                                         first.iterations))
-
-
-def _add_iterations(result, iterations):
-  return result._replace(iterations=result.iterations + iterations)
-
-
-def _solve_once(model, q, p, box, solver):
-  """One attempt of `solve` with the solver's damping and iteration count."""
   c = model.config
   dtype = q.dtype
   s_p = tf.constant(c.stats.dp_scale, dtype)
@@ -282,14 +268,32 @@ def _solve_once(model, q, p, box, solver):
     dq, dp = model.flow(qbar, pbar, box, i, j)
     return pack(q + dq - q1, p + dp - p1)
 
-  beta = tf.constant(solver.damping, dtype)
+  retry = tf.constant(solver.fallback_damping > 0)
   m = max(1, solver.memory)
+  x0 = pack(q1, p1)
+  history = tf.zeros(tf.stack([m, tf.size(x0)]), dtype)
 
-  def body(k, x, x_prev, f_prev, d_x, d_f, change):
+  def limit(attempt):
+    return tf.where(attempt == 0, solver.max_iter, 2 * solver.max_iter)
+
+  def broken(k, change):
+    """A non-finite residual (a diverged iterate) ends an attempt at once."""
+    return (k > 0) & ~tf.math.is_finite(change)
+
+  def body(k, attempt, total, x, x_prev, f_prev, d_x, d_f, change):
+    # A failed first attempt restarts from the predictor with the fallback
+    # damping and an empty history.
+    restart = (attempt == 0) & retry & ((k >= solver.max_iter) | broken(k, change))
+    attempt = tf.where(restart, 1, attempt)
+    k = tf.where(restart, 0, k)
+    x = tf.where(restart, x0, x)
+    d_x, d_f = (tf.where(restart, history, d) for d in (d_x, d_f))
+    beta = tf.where(attempt == 0, tf.constant(solver.damping, dtype),
+                    tf.constant(solver.fallback_damping, dtype))
     f = residual(x)
     change = tf.reduce_max(tf.abs(f))
     if solver.memory == 0:                            # damped fixed-point iteration
-      return k + 1, x + beta * f, x, f, d_x, d_f, change
+      return k + 1, attempt, total + 1, x + beta * f, x, f, d_x, d_f, change
     # Anderson (type II, Walker & Ni 2011): the newest differences of iterates
     # and residuals replace the oldest of the m stored; γ minimizes
     # |f − ΔF γ| (regularized normal equations; unused slots are zero and get
@@ -301,7 +305,7 @@ def _solve_once(model, q, p, box, solver):
     gram = tf.linalg.matmul(d_f, d_f, transpose_b=True)
     # A diverging iterate (overlapping atoms) gives non-finite differences: the
     # mixing is skipped (the least-squares solve would fail), the iterate turns
-    # non-finite and the NaN residual ends the loop unconverged.
+    # non-finite and the NaN residual ends the attempt unconverged.
     finite = tf.reduce_all(tf.math.is_finite(gram)) & tf.reduce_all(tf.math.is_finite(f))
     gram = tf.where(finite, gram, tf.zeros_like(gram))
     reg = 1e-10 * tf.linalg.trace(gram) / m + tf.constant(1e-30, dtype)
@@ -310,16 +314,21 @@ def _solve_once(model, q, p, box, solver):
     gamma = tf.where(finite, gamma[:, 0], tf.zeros([m], dtype))
     x_new = x + beta * f - tf.linalg.matvec(tf.where(finite, d_x + beta * d_f, tf.zeros_like(d_x)),
                                             gamma, transpose_a=True)
-    return k + 1, x_new, x, f, d_x, d_f, change
+    return k + 1, attempt, total + 1, x_new, x, f, d_x, d_f, change
 
-  x0 = pack(q1, p1)
-  history = tf.zeros(tf.stack([m, tf.size(x0)]), dtype)
+  def running(k, attempt, total, x, x_prev, f_prev, d_x, d_f, change):
+    del total, x, x_prev, f_prev, d_x, d_f
+    more = ((k < limit(attempt)) & ~broken(k, change)) | ((attempt == 0) & retry)
+    return ~(change < solver.tolerance) & more
+
+  zero = tf.constant(0)
   inf = tf.constant(np.inf, dtype)
-  k, _, x, f, _, _, change = tf.while_loop(
-      lambda k, x, *rest: (k < solver.max_iter) & (rest[-1] >= solver.tolerance), body,
-      (tf.constant(0), x0, x0, tf.zeros_like(x0), history, history, inf))
+  _, _, total, x, _, f, _, _, change = tf.while_loop(
+      running, body, (zero, zero, zero, x0, x0, tf.zeros_like(x0), history, history, inf))
   # The result is G(x) = x + f of the last evaluated iterate x (|f| < tolerance
   # on success): (q, p) plus the flow at midpoints within tolerance/2 of its own.
   x = x + f
   q1, p1 = tf.reshape(x[:half], shape), tf.reshape(x[half:], shape) * s_p
-  return SolveResult(q1, p1, k, change < solver.tolerance, change)
+  return SolveResult(q1, p1, total, change < solver.tolerance, change)
+
+
