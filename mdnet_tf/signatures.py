@@ -35,6 +35,8 @@ raise InvalidArgument with a message, as does a symplectic model's single step
 whose implicit solve does not converge.
 """
 
+import types
+
 import tensorflow as tf
 
 from mdnet_tf import integrate
@@ -76,11 +78,16 @@ class StepModule(tf.Module):
     self._propagator = lambda: propagator
     # In xla mode the learned steps run as one XLA program per input shape; the
     # checks and the overflow → InvalidArgument conversion stay outside (XLA
-    # drops Asserts). In graph mode they are plain graph functions.
-    self._single_loop = tf.function(self._single, jit_compile=mode == "xla")
-    self._nve_loop = tf.function(self._nve, jit_compile=mode == "xla")
-    self._rescaled_loop = tf.function(self._rescaled, jit_compile=mode == "xla")
-    self._nvt_loop = tf.function(self._nvt, jit_compile=mode == "xla")
+    # drops Asserts). In graph mode they are plain graph functions. They are
+    # held in a namespace, not as attributes: tf.saved_model.save would save
+    # attribute functions on their own and trace them all again (half of an
+    # export's time).
+    jit = mode == "xla"
+    self._loops = types.SimpleNamespace(
+        single=tf.function(self._single, jit_compile=jit),
+        nve=tf.function(self._nve, jit_compile=jit),
+        rescaled=tf.function(self._rescaled, jit_compile=jit),
+        nvt=tf.function(self._nvt, jit_compile=jit))
 
   def _check(self, positions, momenta, box):
     c = self.config
@@ -172,19 +179,19 @@ class StepModule(tf.Module):
   @tf.function(input_signature=_STATE)
   def step(self, positions, momenta, box):
     with tf.control_dependencies(self._check(positions, momenta, box)):
-      return self._finish(*self._single_loop(*self._inputs(positions, momenta), box))
+      return self._finish(*self._loops.single(*self._inputs(positions, momenta), box))
 
   @tf.function(input_signature=_STATE + [_STEPS])
   def rollout(self, positions, momenta, box, num_steps):
     with tf.control_dependencies(self._rollout_checks(positions, momenta, box, num_steps)):
       return self._finish_rollout(
-          self._nve_loop(*self._inputs(positions, momenta), box, num_steps))
+          self._loops.nve(*self._inputs(positions, momenta), box, num_steps))
 
   @tf.function(input_signature=_STATE + [_STEPS])
   def rollout_rescaled(self, positions, momenta, box, num_steps):
     with tf.control_dependencies(self._rollout_checks(positions, momenta, box, num_steps)):
       return self._finish_rollout(
-          self._rescaled_loop(*self._inputs(positions, momenta), box, num_steps), True)
+          self._loops.rescaled(*self._inputs(positions, momenta), box, num_steps), True)
 
   @tf.function(input_signature=_STATE + [
       _STEPS, tf.TensorSpec([], tf.float32, name="target_temperature"),
@@ -194,7 +201,7 @@ class StepModule(tf.Module):
         tf.debugging.assert_positive(target_temperature, message="target_temperature must be > 0 K"),
         tf.debugging.assert_positive(tau_fs, message="tau_fs must be > 0 fs")]
     with tf.control_dependencies(checks):
-      return self._finish_rollout(self._nvt_loop(*self._inputs(positions, momenta), box,
+      return self._finish_rollout(self._loops.nvt(*self._inputs(positions, momenta), box,
                                                  num_steps, target_temperature, tau_fs, seed))
 
   def signatures(self):
