@@ -69,6 +69,9 @@ _SOLVER_ITER = flags.DEFINE_integer("solver_max_iter", symplectic.Solver().max_i
 _SOLVER_MEMORY = flags.DEFINE_integer("solver_memory", symplectic.Solver().memory,
                                       "mdnet_symplectic: Anderson acceleration memory "
                                       "(0 = damped fixed-point iteration).")
+_SOLVER_DAMPING = flags.DEFINE_float("solver_damping", symplectic.Solver().damping,
+                                      "mdnet_symplectic: mixing β of the iteration (its retry "
+                                      "uses β/2 and twice the iterations).")
 _OUT = flags.DEFINE_string("out_dir", "runs/rollout", "Output directory (resumes if present).")
 _DUMP = flags.DEFINE_bool("lammps_dump", False, "Also write trajectory.dump (LAMMPS text).")
 
@@ -76,7 +79,8 @@ _DUMP = flags.DEFINE_bool("lammps_dump", False, "Also write trajectory.dump (LAM
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  solver = symplectic.Solver(_SOLVER_TOL.value, _SOLVER_ITER.value, memory=_SOLVER_MEMORY.value)
+  solver = symplectic.Solver(_SOLVER_TOL.value, _SOLVER_ITER.value, _SOLVER_DAMPING.value,
+                             _SOLVER_MEMORY.value, _SOLVER_DAMPING.value / 2)
   prop = propagators.from_path(_MODEL.value, _TAILOR.value, _TAILOR_LR.value, _MODE.value,
                                _PRECISION.value, solver)
   settings = rollout.Settings(

@@ -111,7 +111,8 @@ def test_graph_trainer_with_three_steps_reduces_the_loss(smoke_dir, tmp_path):
                                                   starts_per_trajectory=2))
   trainer = training.Trainer(models.build(config), seqs, training.prepare(pairs, 7.0),
                              training.TrainOptions(steps=40, learning_rate=2e-3,
-                                                   graph_backend="graph", noise=0.1),
+                                                   graph_backend="graph", noise=0.1,
+                                                   validate_every=40),
                              str(tmp_path))
   forward = _forward(trainer.model)
   before = np.mean([float(multistep.unrolled_terms(forward, config, *(x[k] for x in seqs))[0])

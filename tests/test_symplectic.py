@@ -205,7 +205,8 @@ def test_trainer_fits_the_generating_function_and_validates_with_the_solve(smoke
   seqs = multistep.prepare(dataset.load_sequences(smoke_dir, "train", 64, 1,
                                                   starts_per_trajectory=3))
   validation = training.prepare(dataset.load_pairs(smoke_dir, "validation", 64), 7.0)
-  options = training.TrainOptions(steps=30, learning_rate=2e-3, graph_backend="graph")
+  options = training.TrainOptions(steps=30, learning_rate=2e-3, graph_backend="graph",
+                                  validate_every=30)
   trainer = training.Trainer(models.build(config), seqs, validation, options, str(tmp_path))
 
   def mean_loss():

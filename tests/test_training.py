@@ -28,16 +28,17 @@ def smoke_setup(smoke_dir):
   return config, train, val
 
 
-def _trainer(smoke_setup, workdir, steps, backend="xla", init_seed=0, lr=5e-3):
+def _trainer(smoke_setup, workdir, steps, backend="xla", init_seed=0, lr=5e-3, **options):
   config, train, val = smoke_setup
-  options = training.TrainOptions(steps=steps, seed=0, learning_rate=lr,
-                                  checkpoint_every=2, graph_backend=backend)
+  options = training.TrainOptions(steps=steps, seed=0, learning_rate=lr, graph_backend=backend,
+                                  **{"checkpoint_every": 2, **options})
   return training.Trainer(mdnet.MDNet(config, seed=init_seed), train, val, options,
                           str(workdir))
 
 
 def test_loss_decreases_when_fitting(smoke_setup, tmp_path):
-  trainer = _trainer(smoke_setup, tmp_path, steps=60, lr=2e-3)
+  trainer = _trainer(smoke_setup, tmp_path, steps=60, lr=2e-3, checkpoint_every=60,
+                     validate_every=60)
   train = smoke_setup[1]
   before = trainer.validate(train)["loss"]
   trainer.fit(progress=False)
