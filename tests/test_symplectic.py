@@ -312,3 +312,19 @@ def test_a_diverged_solve_stops_the_loop_with_its_reason(exact):
   out = stepping.run(prop, None, stepping.Loop(monitor=True), q, p, box, 2)
   assert stepping.FAILURES[int(out.code)] == "implicit step did not converge"
   np.testing.assert_array_equal(out.positions.numpy(), q.numpy())
+
+
+def test_a_diverged_first_attempt_restarts_clean(exact):
+  """A first attempt whose iterate turns non-finite (β = 30 overshoots to NaN
+  after 26 iterations) ends at once and the retry is exactly a fresh solve
+  with the fallback damping: same state, iterations of both attempts."""
+  model = _model()
+  q, p, box = _tiny_state(5)
+  wild = symplectic.solve(model, q, p, box, symplectic.Solver(1e-12, 40, 30.0, 3, 0.0))
+  assert not bool(wild.converged) and np.isnan(float(wild.last_change))
+  fresh = symplectic.solve(model, q, p, box, symplectic.Solver(1e-12, 80, 0.5, 3, 0.0))
+  retried = symplectic.solve(model, q, p, box, symplectic.Solver(1e-12, 40, 30.0, 3, 0.5))
+  assert bool(fresh.converged) and bool(retried.converged)
+  assert int(retried.iterations) == int(wild.iterations) + int(fresh.iterations)
+  np.testing.assert_array_equal(retried.positions.numpy(), fresh.positions.numpy())
+  np.testing.assert_array_equal(retried.momenta.numpy(), fresh.momenta.numpy())

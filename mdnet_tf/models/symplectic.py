@@ -298,10 +298,12 @@ def solve(model, q, p, box, solver=Solver()):
     # and residuals replace the oldest of the m stored; γ minimizes
     # |f − ΔF γ| (regularized normal equations; unused slots are zero and get
     # γ = 0), and x ← x + βf − (ΔX + βΔF)γ.
-    started = tf.cast(k > 0, dtype)
+    # (The first iteration of an attempt stores zeros: a restart's previous
+    # iterate may be non-finite, and NaN × 0 would poison the history.)
+    started = k > 0
     slot = tf.math.floormod(k - 1, m)[None, None]
-    d_x = tf.tensor_scatter_nd_update(d_x, slot, ((x - x_prev) * started)[None])
-    d_f = tf.tensor_scatter_nd_update(d_f, slot, ((f - f_prev) * started)[None])
+    d_x = tf.tensor_scatter_nd_update(d_x, slot, tf.where(started, x - x_prev, 0.0)[None])
+    d_f = tf.tensor_scatter_nd_update(d_f, slot, tf.where(started, f - f_prev, 0.0)[None])
     gram = tf.linalg.matmul(d_f, d_f, transpose_b=True)
     # A diverging iterate (overlapping atoms) gives non-finite differences: the
     # mixing is skipped (the least-squares solve would fail), the iterate turns
