@@ -7,6 +7,8 @@ files hold); every value is read by name. Plots live in plots.py.
 
 import os
 
+import numpy as np
+
 from mdnet_tf import io_utils
 from mdnet_tf import paper
 
@@ -237,13 +239,15 @@ def describe_rollout(result, dt_fs, num_atoms):
   th = result.thermo
   lines = [f"roll-out: {result.steps_done} steps of {dt_fs:g} fs = "
            f"{result.steps_done * dt_fs / 1000:g} ps, {num_atoms} atoms → {result.out_dir}"]
-  if len(th):
-    total, temps = th["total_kcal_mol"], th["temperature_K"]
+  # A failed step's row may hold a non-finite state: the summary is of the good rows.
+  good = np.isfinite(th["total_kcal_mol"]) if len(th) else []
+  if np.any(good):
+    total, temps = th["total_kcal_mol"][good], th["temperature_K"][good]
     drift = (total[-1] - total[0]) / num_atoms
     lines.append(f"  T mean {temps.mean():.2f} K (std {temps.std():.2f}); "
                  f"E_total per atom {total[0] / num_atoms:.5f} → {total[-1] / num_atoms:.5f} "
-                 f"kcal/mol (Δ {drift:+.2e}); max |P| {th['momentum_norm'].max():.2e} "
-                 f"g/mol·Å/fs; closest pair {th['min_distance_A'].min():.3f} Å")
+                 f"kcal/mol (Δ {drift:+.2e}); max |P| {th['momentum_norm'][good].max():.2e} "
+                 f"g/mol·Å/fs; closest pair {th['min_distance_A'][good].min():.3f} Å")
     lines.append(f"  rescaling: {int(th['infeasible'].sum())} infeasible, "
                  f"{int(th['clipped'].sum())} clipped steps")
     iterations = th["solver_iterations"][1:]          # row 0 is the start state

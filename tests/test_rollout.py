@@ -310,3 +310,17 @@ def test_thermo_metrics_leave_out_the_record_of_a_diverged_step():
   out = analysis.thermo_metrics(log, num_atoms=100)
   assert out["temperature_mean_K"] == pytest.approx(82.0)
   assert out["energy_drift_kcal_mol_atom_ns"] == pytest.approx(100.0)
+
+
+def test_roll_out_summary_describes_the_good_steps_of_a_failed_run():
+  """A failed step's non-finite row (a diverged solve) stays out of the
+  summary's temperature and energy; the failure line reports it."""
+  from mdnet_tf import reporting, thermo  # pylint: disable=import-outside-toplevel
+  log = np.zeros(3, thermo.DTYPE)
+  log["temperature_K"] = [80.0, 82.0, np.nan]
+  log["total_kcal_mol"] = [-100.0, -99.0, np.nan]
+  log["min_distance_A"] = [3.2, 3.1, np.nan]
+  failure = rollout.Failure(2, 256.0, "the implicit (symplectic) step did not converge")
+  text = reporting.describe_rollout(rollout.Result(1, failure, log, 1.0, "out"), 128.0, 10)
+  assert "T mean 81.00 K" in text and "-10.00000 → -9.90000" in text and "nan" not in text
+  assert "FAILED at step 2" in text
