@@ -101,14 +101,3 @@ def predict_request(name, inputs, signature="serving_default", version=None):
     request.inputs[key].CopyFrom(codec.from_ndarray(value))
   return request
 
-
-def pytest_collection_modifyitems(items):
-  """Under `pytest -n 2 --dist loadgroup` (make test), the tests that share a
-  module-scoped fixture (an export, a server, a trained model) run on one
-  worker, so the fixture is built once; every other test goes to whichever
-  worker is free."""
-  for item in items:
-    defs = getattr(item, "_fixtureinfo", None)
-    defs = defs.name2fixturedefs.values() if defs else ()
-    if any(d[-1].scope == "module" for d in defs):
-      item.add_marker(pytest.mark.xdist_group(item.module.__name__))
