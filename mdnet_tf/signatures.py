@@ -71,19 +71,16 @@ class StepModule(tf.Module):
     self.precision = precision
     self.temperature_factor = float(temperature_factor)
     self.min_distance = float(min_distance)
-    # One propagator for every signature, so that a symplectic model's solve is
-    # one traced function they share (held by a closure: tf.Module would track
-    # a tuple attribute and its tf.function).
-    propagator = propagators.model_propagator(model, mode=mode, precision=precision)
-    self._propagator = lambda: propagator
-    # In xla mode the learned steps run as one XLA program per input shape; the
-    # checks and the overflow → InvalidArgument conversion stay outside (XLA
-    # drops Asserts). In graph mode they are plain graph functions. They are
-    # held in a namespace, not as attributes: tf.saved_model.save would save
+    # One propagator for every signature (a symplectic model's solve is then one
+    # traced function they share) and the step loops, one XLA program each in
+    # xla mode (the checks and the overflow → InvalidArgument conversion stay
+    # outside: XLA drops Asserts); plain graph functions in graph mode. Held in
+    # a namespace that tf.Module does not track: tf.saved_model.save would save
     # attribute functions on their own and trace them all again (half of an
     # export's time).
     jit = mode == "xla"
-    self._loops = types.SimpleNamespace(
+    self._untracked = types.SimpleNamespace(
+        propagator=propagators.model_propagator(model, mode=mode, precision=precision),
         single=tf.function(self._single, jit_compile=jit),
         nve=tf.function(self._nve, jit_compile=jit),
         rescaled=tf.function(self._rescaled, jit_compile=jit),
@@ -105,12 +102,12 @@ class StepModule(tf.Module):
     ]
 
   def _single(self, q, p, box):
-    out = stepping.run(self._propagator(), self.capacity, stepping.Loop(), q, p, box, 1)
+    out = stepping.run(self._untracked.propagator, self.capacity, stepping.Loop(), q, p, box, 1)
     return out.positions, out.momenta, out.overflow
 
   def _monitored(self, loop, q, p, box, num_steps, reference_temperature=None, **dyn):
     """The monitored loop; reference temperature T₀: given (NVT) or the start's."""
-    prop = self._propagator()
+    prop = self._untracked.propagator
     t0 = (integrate.temperature(p, prop.mass) if reference_temperature is None
           else tf.cast(reference_temperature, tf.float64))
     f = self.temperature_factor
@@ -137,7 +134,7 @@ class StepModule(tf.Module):
 
   def _rescaled(self, q, p, box, num_steps):
     # E₀ = kinetic + LJ energy of the start: the monitored values before any step.
-    start = stepping.run(self._propagator(), self.capacity, self._loop(), q, p, box, 0)
+    start = stepping.run(self._untracked.propagator, self.capacity, self._loop(), q, p, box, 0)
     e0 = start.rows[-1][stepping.RECORDED.index("total_kcal_mol")]
     return self._monitored(self._loop(energy_rescale=True), q, p, box, num_steps, e0=e0)
 
@@ -179,19 +176,19 @@ class StepModule(tf.Module):
   @tf.function(input_signature=_STATE)
   def step(self, positions, momenta, box):
     with tf.control_dependencies(self._check(positions, momenta, box)):
-      return self._finish(*self._loops.single(*self._inputs(positions, momenta), box))
+      return self._finish(*self._untracked.single(*self._inputs(positions, momenta), box))
 
   @tf.function(input_signature=_STATE + [_STEPS])
   def rollout(self, positions, momenta, box, num_steps):
     with tf.control_dependencies(self._rollout_checks(positions, momenta, box, num_steps)):
       return self._finish_rollout(
-          self._loops.nve(*self._inputs(positions, momenta), box, num_steps))
+          self._untracked.nve(*self._inputs(positions, momenta), box, num_steps))
 
   @tf.function(input_signature=_STATE + [_STEPS])
   def rollout_rescaled(self, positions, momenta, box, num_steps):
     with tf.control_dependencies(self._rollout_checks(positions, momenta, box, num_steps)):
       return self._finish_rollout(
-          self._loops.rescaled(*self._inputs(positions, momenta), box, num_steps), True)
+          self._untracked.rescaled(*self._inputs(positions, momenta), box, num_steps), True)
 
   @tf.function(input_signature=_STATE + [
       _STEPS, tf.TensorSpec([], tf.float32, name="target_temperature"),
@@ -201,7 +198,7 @@ class StepModule(tf.Module):
         tf.debugging.assert_positive(target_temperature, message="target_temperature must be > 0 K"),
         tf.debugging.assert_positive(tau_fs, message="tau_fs must be > 0 fs")]
     with tf.control_dependencies(checks):
-      return self._finish_rollout(self._loops.nvt(*self._inputs(positions, momenta), box,
+      return self._finish_rollout(self._untracked.nvt(*self._inputs(positions, momenta), box,
                                                  num_steps, target_temperature, tau_fs, seed))
 
   def signatures(self):

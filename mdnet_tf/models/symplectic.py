@@ -332,5 +332,3 @@ def solve(model, q, p, box, solver=Solver()):
   x = x + f
   q1, p1 = tf.reshape(x[:half], shape), tf.reshape(x[half:], shape) * s_p
   return SolveResult(q1, p1, total, change < solver.tolerance, change)
-
-
