@@ -100,4 +100,3 @@ def predict_request(name, inputs, signature="serving_default", version=None):
   for key, value in inputs.items():
     request.inputs[key].CopyFrom(codec.from_ndarray(value))
   return request
-

@@ -28,10 +28,11 @@ def smoke_setup(smoke_dir):
   return config, train, val
 
 
-def _trainer(smoke_setup, workdir, steps, backend="xla", init_seed=0, lr=5e-3, **options):
+def _trainer(smoke_setup, workdir, steps, backend="xla", init_seed=0, lr=5e-3,
+             checkpoint_every=2, **options):
   config, train, val = smoke_setup
   options = training.TrainOptions(steps=steps, seed=0, learning_rate=lr, graph_backend=backend,
-                                  **{"checkpoint_every": 2, **options})
+                                  checkpoint_every=checkpoint_every, **options)
   return training.Trainer(mdnet.MDNet(config, seed=init_seed), train, val, options,
                           str(workdir))
 
