@@ -21,5 +21,5 @@ setuptools.setup(
     python_requires=">=3.11,<3.12",
     packages=setuptools.find_packages(include=["mdnet_tf", "mdnet_tf.*", "serving"]),
     install_requires=_requirements(),
-    extras_require={"test": ["pytest", "pytest-xdist"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "filelock"]},
 )

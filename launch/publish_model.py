@@ -1,9 +1,13 @@
 """Copies a trained run's best checkpoint into a self-contained model directory
-with a model card (command, data, training time, its Table 1 row).
+with a model card (command, data, training time, its Table 1 row and, given
+their JSON results on this model, its roll-out metrics).
 
   python launch/publish_model.py --workdir=runs/mdnet_dt16 --out_dir=pretrained/mdnet_dt16 \
-      --note="Trained while a second run shared the 2 cores."
+      --note="Trained while a second run shared the 2 cores." \
+      --figure2=runs/f2_16/figure2.json --error_cost=runs/ec16/error_cost.json
 """
+
+import json
 
 
 from mdnet_tf import quiet  # before TensorFlow is imported
@@ -26,6 +30,14 @@ _OUT_DIR = flags.DEFINE_string("out_dir", None, "Model directory to write.", req
 _SPLIT = flags.DEFINE_string("split", "test", "Split for the model card's Table 1 row.")
 _NOTE = flags.DEFINE_string("note", None, "Conditions of the training run worth stating "
                             "(e.g. shared cores); stored in run.json and the card.")
+_FIGURE2 = flags.DEFINE_list("figure2", [], "figure2.json files of roll-outs of this model.")
+_ERROR_COST = flags.DEFINE_string("error_cost", None, "error_cost.json of this model.")
+_STABILITY = flags.DEFINE_string("stability", None, "stability.json of this model.")
+
+
+def _read(path):
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
 
 
 def main(argv):
@@ -44,8 +56,15 @@ def main(argv):
           "evaluated_on": f"{run['data_dir']} {_SPLIT.value}",
           "table1_row": {"dt_fs": dt, config.model: list(rmse), "verlet": list(verlet),
                          "paper": paper.table1_row(config.model, dt)}}
+  figure2 = {}
+  for path in _FIGURE2.value:
+    figure2.update(_read(path))
+  rollouts = reporting.card_rollouts(
+      dt, figure2, _read(_ERROR_COST.value) if _ERROR_COST.value else None,
+      _read(_STABILITY.value) if _STABILITY.value else None)
+  card["rollouts"] = rollouts
   text = reporting.model_card(config, run, mdnet.count_parameters(model), checkpoint,
-                              _SPLIT.value, len(pairs), rmse, verlet, _OUT_DIR.value)
+                              _SPLIT.value, len(pairs), rmse, verlet, _OUT_DIR.value, rollouts)
   model_io.publish(_WORKDIR.value, _OUT_DIR.value,
                    (pairs.positions[0], pairs.momenta[0], pairs.box[0]), card, text)
   print(text)

@@ -262,12 +262,54 @@ def describe_rollout(result, dt_fs, num_atoms):
   return "\n".join(lines)
 
 
+def card_rollouts(dt, figure2=None, error_cost=None, stability=None):
+  """The roll-out lines of a model card: Markdown list items (may be empty).
+
+  figure2, error_cost, stability: the dicts of launch/figure2.py,
+  launch/error_cost.py and launch/stability.py results run on this model alone
+  (its name in them is <family>_dt<Δt>).
+  """
+  lines = []
+  for system, entry in sorted((figure2 or {}).items(), key=lambda kv: kv[1]["num_atoms"]):
+    for name, variants in entry["models"].items():
+      for variant, m in variants.items():
+        c = m.get("vs_lammps")
+        metrics = (f"max|Δg| {c['rdf_max_abs_diff']:.3f}, D {c['diffusion_relative_error']:+.1%}"
+                   f" vs LAMMPS, " if c else "")
+        drift = m.get("energy_drift_kcal_mol_atom_ns")
+        lines.append(
+            f"- {variant.upper() if variant == 'nve' else variant} roll-out of "
+            f"{entry['num_atoms']} atoms ({system}, `launch/figure2.py`): {m.get('status', 'ok')}; "
+            f"T {m['temperature_mean_K']:.1f} ({m['temperature_std_K']:.1f}) K, {metrics}"
+            f"energy drift {'—' if drift is None else format(drift, '.3g')} kcal/mol/atom/ns.")
+  mine = (error_cost or {}).get("mdnet", {}).get(str(dt))
+  if mine:
+    verlet = error_cost["verlet"].get(str(dt))
+    against = (f" (Verlet at {dt} fs: {verlet['rollout_rmse_A']:.3g} Å)"
+               if verlet and verlet.get("stable", True) else "")
+    lines.append(f"- Position RMSE after {error_cost['horizon_fs']:g} fs against LAMMPS at 1 fs "
+                 f"({error_cost['num_atoms']} atoms, {len(error_cost['starts_fs'])} starts, "
+                 f"`launch/error_cost.py`): {mine['rollout_rmse_A']:.3g} Å{against}.")
+  for variants in (stability or {}).values():
+    for variant, r in variants.items():
+      f = r["failure"]
+      outcome = (f"reached {r['target_fs'] / 1000:g} ps" if r["reached_target"] else
+                 f"failed at {r['simulated_fs'] / 1000:g} ps: {f['reason']}" if f else
+                 f"ran {r['simulated_fs'] / 1000:g} ps (budget ended)")
+      lo, hi = r["temperature_min_max_K"]
+      lines.append(f"- Long {variant.upper() if variant == 'nve' else variant} run "
+                   f"(`launch/stability.py`): {outcome}; T {r['temperature_mean_K']:.1f} K "
+                   f"(min {lo:.1f}, max {hi:.1f}).")
+  return lines
+
+
 def model_card(config, run, parameters, checkpoint, split, num_pairs, rmse, verlet_rmse,
-               out_dir):
+               out_dir, rollouts=()):
   """MODEL_CARD.md text of a published model (see launch/publish_model.py).
 
   run: the training run's run.json (command, data, time, optional "note" on the
   conditions it ran under).  rmse, verlet_rmse: (positions Å, velocities Å/fs).
+  rollouts: Markdown list items from card_rollouts().
   """
   dt = int(config.dt_fs)
   label = paper.family_label(config.model)
@@ -281,6 +323,7 @@ def model_card(config, run, parameters, checkpoint, split, num_pairs, rmse, verl
   done = f"{run['steps_done']} steps of" if run.get("steps_done") else "steps not recorded;"
   time_text = (f"{hours:.2f} h of training time" if hours > 0 else
                "training time not recorded by the run")
+  rollout_text = ("\nRoll-outs:\n\n" + "\n".join(rollouts) + "\n") if rollouts else ""
   return f"""# {config.name}
 
 - Command: `{run.get('command', '?')}`
@@ -299,6 +342,6 @@ def model_card(config, run, parameters, checkpoint, split, num_pairs, rmse, verl
 |---|---|---|
 | {config.model} (this model) | {rmse[0]:.2e} | {rmse[1]:.2e} |
 | Verlet, one step of {dt} fs | {verlet_rmse[0]:.2e} | {verlet_rmse[1]:.2e} |
-{paper_row}
+{paper_row}{rollout_text}
 Load it with `mdnet_tf.models.io.load("{out_dir}")`.
 """

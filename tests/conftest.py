@@ -4,17 +4,46 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import shutil  # noqa: E402
+
+import filelock  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+# Failure criteria for roll-outs of an untrained network, which heats up within
+# tens of steps: loose enough that the numerics can be compared.
+LOOSE = dict(temperature_factor=100.0, min_distance_sigma=0.3)
+
+
+def built_once(tmp_path_factory, name, build):
+  """A directory built once per test run and shared by the pytest-xdist workers.
+
+  The first worker to ask calls build(path) under a file lock; the others wait
+  for it and reuse the result (pytest-xdist's recipe: the parent of a worker's
+  basetemp belongs to this run only). Without xdist: a fresh tmp directory.
+  Users must treat the directory as read-only (copy it to change it).
+  """
+  if os.environ.get("PYTEST_XDIST_WORKER") is None:
+    path = str(tmp_path_factory.mktemp(name))
+    build(path)
+    return path
+  root = tmp_path_factory.getbasetemp().parent
+  path, done = root / name, root / f"{name}.done"
+  with filelock.FileLock(str(root / f"{name}.lock")):
+    if not done.exists():
+      shutil.rmtree(path, ignore_errors=True)
+      path.mkdir()
+      build(str(path))
+      done.touch()
+  return str(path)
 
 
 @pytest.fixture(scope="session")
 def smoke_dir(tmp_path_factory):
-  """A `smoke` dataset generated once per test session with LAMMPS (seconds)."""
+  """A `smoke` dataset generated once per test run with LAMMPS (seconds)."""
   from mdnet_tf.data import generate  # pylint: disable=import-outside-toplevel
-  out = tmp_path_factory.mktemp("smoke")
-  generate.generate("smoke", str(out), seed=0, workers=2, progress=False)
-  return str(out)
+  return built_once(tmp_path_factory, "smoke", lambda out: generate.generate(
+      "smoke", out, seed=0, workers=2, progress=False))
 
 
 @pytest.fixture(scope="session")
@@ -29,13 +58,38 @@ def liquid_frame(smoke_dir):
 
 @pytest.fixture(scope="session")
 def pretrained16_export(tmp_path_factory):
-  """pretrained/mdnet_dt16 exported once per session (default export, default
+  """pretrained/mdnet_dt16 exported once per test run (default export, default
   failure criteria): the version directory. Tests that change a model base path
   copy it first."""
   from mdnet_tf import exporting  # pylint: disable=import-outside-toplevel
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  return exporting.export(os.path.join(root, "pretrained", "mdnet_dt16"),
-                          str(tmp_path_factory.mktemp("pretrained16")), 1)
+  base = built_once(tmp_path_factory, "pretrained16", lambda out: exporting.export(
+      os.path.join(root, "pretrained", "mdnet_dt16"), out, 1))
+  return os.path.join(base, "1")
+
+
+@pytest.fixture(scope="session")
+def smoke_export(smoke_dir, tmp_path_factory):
+  """An MDNet trained for 5 steps on the smoke pairs (an untrained one blows up
+  within 20 steps, too soon to compare roll-outs), built once per test run:
+  (its model directory, SavedModel <base>/1 in the default graph
+  mode, <base>/2 in XLA mode), both with the LOOSE failure criteria. Restore the
+  model in-process with models.io.restore(workdir)."""
+  from mdnet_tf import exporting, models, training  # pylint: disable=import-outside-toplevel
+
+  def build(root):
+    work, base = os.path.join(root, "work"), os.path.join(root, "models")
+    pairs, config = smoke_config(smoke_dir)
+    data = training.prepare(pairs, 7.0)
+    training.Trainer(models.build(config), data, data, training.TrainOptions(steps=5),
+                     work).fit(progress=False)
+    training.save_config(work, config, {"data_dir": smoke_dir, "command": "test"})
+    exporting.export(work, base, 1, **LOOSE)
+    exporting.export(work, base, 2, mode="xla", **LOOSE)
+
+  root = built_once(tmp_path_factory, "smoke_export", build)
+  return (os.path.join(root, "work"), os.path.join(root, "models", "1"),
+          os.path.join(root, "models", "2"))
 
 
 def brute_force_neighbors(positions, box, cutoff):

@@ -10,39 +10,24 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import smoke_config
 from mdnet_tf import capacity
 from mdnet_tf import exporting
 from mdnet_tf import models
 from mdnet_tf import partition
 from mdnet_tf import signatures
-from mdnet_tf import training
 from mdnet_tf.data import dataset
 from mdnet_tf.models import dgl_ops
 from mdnet_tf.models import graph as graph_lib
 from mdnet_tf.models import io as model_io
 from mdnet_tf.models import segment_ops
 
-# A model trained for a few steps heats up within tens of steps: the served
-# roll-outs' failure criteria are loosened so that the numerics can be compared.
-LOOSE = dict(temperature_factor=100.0, min_distance_sigma=0.3)
-
 
 
 @pytest.fixture(scope="module")
-def exported(smoke_dir, tmp_path_factory):
-  """A trained-for-a-few-steps MDNet, its workdir and its SavedModel."""
-  work = str(tmp_path_factory.mktemp("work"))
-  pairs, config = smoke_config(smoke_dir)
-  trainer = training.Trainer(models.build(config), training.prepare(pairs, 7.0),
-                             training.prepare(pairs, 7.0),
-                             training.TrainOptions(steps=5), work)
-  trainer.fit(progress=False)
-  training.save_config(work, config, {"data_dir": smoke_dir, "command": "test"})
-  base = str(tmp_path_factory.mktemp("models"))
-  path = exporting.export(work, base, 1, **LOOSE)
-  xla_path = exporting.export(work, base, 2, mode="xla", **LOOSE)
-  return trainer.model, path, dataset.load_pairs(smoke_dir, "test", 16), xla_path
+def exported(smoke_dir, smoke_export):
+  """A barely trained MDNet, its graph-mode SavedModel, the test pairs, its XLA SavedModel."""
+  work, path, xla_path = smoke_export
+  return model_io.restore(work)[0], path, dataset.load_pairs(smoke_dir, "test", 16), xla_path
 
 
 def _in_process(model, q, p, box, steps, backend):

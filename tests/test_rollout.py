@@ -8,26 +8,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import smoke_config
+from conftest import LOOSE
 from mdnet_tf import analysis
 from mdnet_tf import capacity
 from mdnet_tf import errors
-from mdnet_tf import exporting
 from mdnet_tf import extxyz
 from mdnet_tf import integrate
-from mdnet_tf import models
 from mdnet_tf import partition
 from mdnet_tf import potentials
 from mdnet_tf import propagators
 from mdnet_tf import rollout
 from mdnet_tf import signatures
-from mdnet_tf import training
 from mdnet_tf import units
 from mdnet_tf.data import dataset
-
-# A model trained for a few steps heats up within tens of steps: the served
-# roll-outs' failure criteria are loosened so that the numerics can be compared.
-LOOSE = dict(temperature_factor=100.0, min_distance_sigma=0.3)
+from mdnet_tf.models import io as model_io
 
 MASS = units.ARGON_MASS
 LJ = potentials.LennardJones()
@@ -162,15 +156,10 @@ def test_resume_after_kill_gives_the_same_trajectory(liquid_frame, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def exported_model(smoke_dir, tmp_path_factory):
-  work = str(tmp_path_factory.mktemp("work"))
-  pairs, config = smoke_config(smoke_dir)
-  trainer = training.Trainer(models.build(config), training.prepare(pairs, 7.0),
-                             training.prepare(pairs, 7.0), training.TrainOptions(steps=2), work)
-  trainer.fit(progress=False)
-  training.save_config(work, config, {"data_dir": smoke_dir, "command": "test"})
-  path = exporting.export(work, str(tmp_path_factory.mktemp("models")), 1, **LOOSE)
-  return trainer.model, work, path
+def exported_model(smoke_export):
+  """(barely trained MDNet, its model directory, its graph-mode SavedModel)."""
+  work, path, _ = smoke_export
+  return model_io.restore(work)[0], work, path
 
 
 def test_model_rollout_equals_exported_signatures(exported_model, liquid_frame, tmp_path):
@@ -324,3 +313,27 @@ def test_roll_out_summary_describes_the_good_steps_of_a_failed_run():
   text = reporting.describe_rollout(rollout.Result(1, failure, log, 1.0, "out"), 128.0, 10)
   assert "T mean 81.00 K" in text and "-10.00000 → -9.90000" in text and "nan" not in text
   assert "FAILED at step 2" in text
+
+
+def test_model_card_states_the_roll_out_results_it_is_given():
+  """A card's roll-out lines come from the figure2/error_cost/stability records
+  of the model (a failed run states its failure, a missing Δt adds nothing)."""
+  from mdnet_tf import reporting  # pylint: disable=import-outside-toplevel
+  nve = {"status": "ok", "temperature_mean_K": 82.74, "temperature_std_K": 1.81,
+         "energy_drift_kcal_mol_atom_ns": 0.684,
+         "vs_lammps": {"rdf_max_abs_diff": 0.0823, "diffusion_relative_error": 0.071}}
+  figure2 = {"paper": {"num_atoms": 4000, "models": {"mdnet_dt128": {"nve": nve}}}}
+  error_cost = {"horizon_fs": 768.0, "num_atoms": 864, "starts_fs": [0, 1, 2],
+                "mdnet": {"128": {"rollout_rmse_A": 0.0375}},
+                "verlet": {"128": {"rollout_rmse_A": 9.9, "stable": False}}}
+  stability = {"mdnet_dt128": {"nve": {
+      "failure": {"reason": "atoms 1.92 Å apart", "step": 127, "time_fs": 16256.0},
+      "reached_target": False, "simulated_fs": 16256.0, "target_fs": 204800.0,
+      "temperature_mean_K": 106.0, "temperature_min_max_K": [79.5, 167.9]}}}
+  lines = reporting.card_rollouts(128, figure2, error_cost, stability)
+  assert len(lines) == 3
+  assert "4000 atoms" in lines[0] and "T 82.7 (1.8) K" in lines[0]
+  assert "max|Δg| 0.082" in lines[0] and "D +7.1%" in lines[0] and "0.684" in lines[0]
+  assert "0.0375 Å" in lines[1] and "Verlet" not in lines[1]     # Verlet-128 is unstable
+  assert "failed at 16.256 ps: atoms 1.92 Å apart" in lines[2]
+  assert reporting.card_rollouts(16, None, error_cost, None) == []
