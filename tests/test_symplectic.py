@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import brute_force_neighbors
 from mdnet_tf import errors
 from mdnet_tf import potentials
 from mdnet_tf import propagators
@@ -328,3 +329,25 @@ def test_a_diverged_first_attempt_restarts_clean(exact):
   assert int(retried.iterations) == int(wild.iterations) + int(fresh.iterations)
   np.testing.assert_array_equal(retried.positions.numpy(), fresh.positions.numpy())
   np.testing.assert_array_equal(retried.momenta.numpy(), fresh.momenta.numpy())
+
+
+def test_pair_search_of_a_diverged_iterate_is_not_an_error():
+  """An iterate that moved past the skin gets a fresh search (equal to the
+  brute-force pairs); a diverging one (non-finite, or absurdly far) keeps the
+  candidates instead of failing in the cell search, so that the solve reports
+  it as not converged."""
+  q, _, box = _tiny_state(3, n=8)
+  cutoff = 7.0
+  candidates = partition.pairs(q, box, cutoff + symplectic.SKIN)
+  # As in the solve: traced (the graph's bincount is the one that checks its input).
+  near = tf.function(lambda x: symplectic._pairs_near(  # pylint: disable=protected-access
+      x, q, box, candidates, cutoff))
+  far = q + tf.constant(np.random.default_rng(1).uniform(-2.0, 2.0, q.shape))
+  i, j = near(far)
+  want = brute_force_neighbors(far.numpy(), box.numpy(), cutoff)
+  got = {(a, b) for a, b in zip(i.numpy().tolist(), j.numpy().tolist())}
+  assert got == {(a, b) for a in range(8) for b in want[a] if a < b}
+  for bad in (np.nan, np.inf, 1e30):  # in z: its cell index enters the flat id unscaled
+    x = tf.tensor_scatter_nd_update(far, [[2, 2]], tf.constant([bad], tf.float64))
+    i, j = near(x)
+    assert i.shape == j.shape

@@ -210,8 +210,13 @@ def predict(model, q, p, box, solver=Solver()):
 
 def _pairs_near(x, start, box, candidates, cutoff):
   """The pairs within `cutoff` at positions x, from the candidate pairs of the
-  start positions within cutoff + SKIN (a fresh search if an atom moved too far)."""
+  start positions within cutoff + SKIN (a fresh search if an atom moved too far).
+  A diverging iterate (non-finite, or an atom a whole box length away from its
+  start) keeps the filtered candidates: its residual cannot converge anyway,
+  while a cell search of it would overflow the cell indices and fail with an
+  error instead of a reported non-convergence."""
   moved = tf.reduce_max(tf.abs(x - start))
+  diverging = ~tf.reduce_all(tf.math.is_finite(x)) | ~(moved < tf.reduce_min(box))
 
   def filtered():
     i, j = candidates
@@ -219,7 +224,7 @@ def _pairs_near(x, start, box, candidates, cutoff):
     keep = tf.reduce_sum(d * d, axis=-1) < cutoff ** 2
     return tf.boolean_mask(i, keep), tf.boolean_mask(j, keep)
 
-  return tf.cond(moved * math.sqrt(3.0) <= 0.5 * SKIN, filtered,
+  return tf.cond(diverging | (moved * math.sqrt(3.0) <= 0.5 * SKIN), filtered,
                  lambda: midpoint_pairs(x, box, cutoff))
 
 
