@@ -45,6 +45,9 @@ _TIME = flags.DEFINE_float("time_fs", 40960.0, "Simulated time of each roll-out,
 _RUNS = flags.DEFINE_string("runs_dir", "runs/rollouts", "Roll-out cache.")
 _OUT = flags.DEFINE_string("out", "results/figure2", "Results prefix (.json/.md/.png).")
 _PLOT_AS = flags.DEFINE_string("plot_system", "small", "System drawn as <out>.png.")
+_REPLACE = flags.DEFINE_bool("replace", False, "Drop these models' earlier results in "
+                             "<out>.json (after republishing them) instead of keeping the "
+                             "variants not run now.")
 
 
 def main(argv):
@@ -61,7 +64,7 @@ def main(argv):
   models = {model_io.read_config(found[dt]).name + suffix: found[dt] for dt in wanted}
   entry = studies.figure2(_SYSTEM.value, data_dir, models, _VARIANTS.value, _TIME.value,
                           _RUNS.value, precision=_PRECISION.value)
-  result = studies.merge_json(_OUT.value + ".json", _SYSTEM.value, entry)
+  result = studies.merge_json(_OUT.value + ".json", _SYSTEM.value, entry, _REPLACE.value)
   table = reporting.figure2_markdown(result, list(studies.VARIANTS))
   io_utils.write_text(_OUT.value + ".md", "# Figure 2 metrics (`python launch/figure2.py`)\n\n"
                       + table)

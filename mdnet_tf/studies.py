@@ -108,13 +108,14 @@ def figure2(system, data_dir, models, variants, time_fs, runs_dir, progress=True
   return entry
 
 
-def merge_json(path, system, entry):
+def merge_json(path, system, entry, replace=False):
   """Updates one system's entry of a results JSON (atomic write); variants
-  measured earlier and not in `entry` are kept."""
+  measured earlier and not in `entry` are kept, unless `replace` (the models of
+  `entry` were republished: their earlier results belong to other weights)."""
   result = dataset.read_json(path) if os.path.exists(path) else {}
   old = result.get(system, {}).get("models", {})
   for name, variants in entry["models"].items():
-    merged = {**old.get(name, {}), **variants}
+    merged = variants if replace else {**old.get(name, {}), **variants}
     entry["models"][name] = {k: merged[k] for k in VARIANTS if k in merged}
   for name in old:
     entry["models"].setdefault(name, old[name])

@@ -43,4 +43,4 @@ def test_backends_agree():
 
 
 def test_egnn_learns(smoke_dir, tmp_path):
-  assert_training_reduces_loss(smoke_dir, tmp_path, 60, 1e-3, model="egnn")
+  assert_training_reduces_loss(smoke_dir, tmp_path, 20, 1e-3, model="egnn")

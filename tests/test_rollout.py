@@ -337,3 +337,20 @@ def test_model_card_states_the_roll_out_results_it_is_given():
   assert "0.0375 Å" in lines[1] and "Verlet" not in lines[1]     # Verlet-128 is unstable
   assert "failed at 16.256 ps: atoms 1.92 Å apart" in lines[2]
   assert reporting.card_rollouts(16, None, error_cost, None) == []
+
+
+def test_figure2_results_merge_or_replace_a_models_variants(tmp_path):
+  """Re-running some variants keeps a model's others; --replace (a republished
+  model) drops them; other models are kept either way."""
+  from mdnet_tf import studies  # pylint: disable=import-outside-toplevel
+  path = str(tmp_path / "figure2.json")
+  old = {"num_atoms": 4000, "models": {"mdnet_dt16": {"nve": {"v": 1}, "nvt": {"v": 2}},
+                                       "mdnet_dt32": {"nve": {"v": 3}}}}
+  studies.merge_json(path, "paper", old)
+  merged = studies.merge_json(path, "paper",
+                              {"num_atoms": 4000, "models": {"mdnet_dt16": {"nve": {"v": 4}}}})
+  assert merged["paper"]["models"]["mdnet_dt16"] == {"nve": {"v": 4}, "nvt": {"v": 2}}
+  replaced = studies.merge_json(path, "paper", {"num_atoms": 4000, "models": {
+      "mdnet_dt16": {"nve": {"v": 5}}}}, replace=True)
+  assert replaced["paper"]["models"] == {"mdnet_dt16": {"nve": {"v": 5}},
+                                         "mdnet_dt32": {"nve": {"v": 3}}}
