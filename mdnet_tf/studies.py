@@ -170,15 +170,22 @@ def verlet_positions(q, p, box, dt_fs, steps, mass, lj):
   return _float64_verlet(float(dt_fs), float(mass), lj).run(q, p, box, steps).positions[-1]
 
 
-def learned_positions(prop, q, p, box, steps):
-  """Positions after `steps` learned NVE steps, or None if the roll-out failed."""
+def learned_roller(prop, steps):
+  """A loose-criteria NVE Rollout that writes only the state after `steps`
+  steps; reuse it across starts (one traced step loop)."""
+  return rollout.Rollout(prop, rollout.Settings(write_every=steps, temperature_factor=100.0,
+                                                min_distance_sigma=0.15))
+
+
+def learned_positions(roller, q, p, box, steps):
+  """Positions after `steps` learned NVE steps of a learned_roller(prop, steps),
+  or None if the roll-out failed."""
   with tempfile.TemporaryDirectory() as tmp:
-    settings = rollout.Settings(write_every=steps, temperature_factor=100.0,
-                                min_distance_sigma=0.15)
-    res = rollout.Rollout(prop, settings).run(q, p, box, steps, tmp, progress=False)
+    res = roller.run(q, p, box, steps, tmp, progress=False)
     if res.failure is not None:
       return None
-    return states.load_frames(os.path.join(tmp, rollout.TRAJECTORY), prop.dt_fs).positions[-1]
+    return states.load_frames(os.path.join(tmp, rollout.TRAJECTORY),
+                              roller.propagator.dt_fs).positions[-1]
 
 
 def verlet_stability(q, p, box, dt_fs, picoseconds, mass, lj, drift_tol):
@@ -236,8 +243,9 @@ def error_cost(data_dir, model_paths, verlet_dts, starts, horizon_fs, stability_
   for dt in tqdm.tqdm(mdts, desc="MDNet"):
     prop = propagators.from_path(model_paths[dt])
     steps = int(round(horizon_fs / dt))
-    one = [rmse(learned_positions(prop, *s, 1), t[dt]) for s, t in zip(starts, truths)]
-    longs = [learned_positions(prop, *s, steps) for s in starts]
+    one_step, long_run = learned_roller(prop, 1), learned_roller(prop, steps)
+    one = [rmse(learned_positions(one_step, *s, 1), t[dt]) for s, t in zip(starts, truths)]
+    longs = [learned_positions(long_run, *s, steps) for s in starts]
     long = None if any(x is None for x in longs) else float(np.mean(
         [rmse(x, t[horizon_fs]) for x, t in zip(longs, truths)]))
     model, _ = model_io.restore(model_paths[dt])
