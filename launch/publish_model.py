@@ -60,7 +60,7 @@ def main(argv):
   for path in _FIGURE2.value:
     figure2.update(_read(path))
   rollouts = reporting.card_rollouts(
-      dt, figure2, _read(_ERROR_COST.value) if _ERROR_COST.value else None,
+      config.name, dt, figure2, _read(_ERROR_COST.value) if _ERROR_COST.value else None,
       _read(_STABILITY.value) if _STABILITY.value else None)
   card["rollouts"] = rollouts
   text = reporting.model_card(config, run, mdnet.count_parameters(model), checkpoint,

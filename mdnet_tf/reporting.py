@@ -262,17 +262,18 @@ def describe_rollout(result, dt_fs, num_atoms):
   return "\n".join(lines)
 
 
-def card_rollouts(dt, figure2=None, error_cost=None, stability=None):
+def card_rollouts(name, dt, figure2=None, error_cost=None, stability=None):
   """The roll-out lines of a model card: Markdown list items (may be empty).
 
-  figure2, error_cost, stability: the dicts of launch/figure2.py,
-  launch/error_cost.py and launch/stability.py results run on this model alone
-  (its name in them is <family>_dt<Δt>).
+  name: the model's name in the results (<family>_dt<Δt>); figure2,
+  error_cost, stability: the dicts of launch/figure2.py, launch/error_cost.py
+  and launch/stability.py results that include this model (error_cost's MDNet
+  rows are keyed by Δt).
   """
   lines = []
   for system, entry in sorted((figure2 or {}).items(), key=lambda kv: kv[1]["num_atoms"]):
-    for name, variants in entry["models"].items():
-      for variant, m in variants.items():
+    if name in entry["models"]:
+      for variant, m in entry["models"][name].items():
         c = m.get("vs_lammps")
         metrics = (f"max|Δg| {c['rdf_max_abs_diff']:.3f}, D {c['diffusion_relative_error']:+.1%}"
                    f" vs LAMMPS, " if c else "")
@@ -290,16 +291,15 @@ def card_rollouts(dt, figure2=None, error_cost=None, stability=None):
     lines.append(f"- Position RMSE after {error_cost['horizon_fs']:g} fs against LAMMPS at 1 fs "
                  f"({error_cost['num_atoms']} atoms, {len(error_cost['starts_fs'])} starts, "
                  f"`launch/error_cost.py`): {mine['rollout_rmse_A']:.3g} Å{against}.")
-  for variants in (stability or {}).values():
-    for variant, r in variants.items():
-      f = r["failure"]
-      outcome = (f"reached {r['target_fs'] / 1000:g} ps" if r["reached_target"] else
-                 f"failed at {r['simulated_fs'] / 1000:g} ps: {f['reason']}" if f else
-                 f"ran {r['simulated_fs'] / 1000:g} ps (budget ended)")
-      lo, hi = r["temperature_min_max_K"]
-      lines.append(f"- Long {variant.upper() if variant == 'nve' else variant} run "
-                   f"(`launch/stability.py`): {outcome}; T {r['temperature_mean_K']:.1f} K "
-                   f"(min {lo:.1f}, max {hi:.1f}).")
+  for variant, r in (stability or {}).get(name, {}).items():
+    f = r["failure"]
+    outcome = (f"reached {r['target_fs'] / 1000:g} ps" if r["reached_target"] else
+               f"failed at {r['simulated_fs'] / 1000:g} ps: {f['reason']}" if f else
+               f"ran {r['simulated_fs'] / 1000:g} ps (budget ended)")
+    lo, hi = r["temperature_min_max_K"]
+    lines.append(f"- Long {variant.upper() if variant == 'nve' else variant} run "
+                 f"(`launch/stability.py`): {outcome}; T {r['temperature_mean_K']:.1f} K "
+                 f"(min {lo:.1f}, max {hi:.1f}).")
   return lines
 
 

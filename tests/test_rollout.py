@@ -317,12 +317,14 @@ def test_roll_out_summary_describes_the_good_steps_of_a_failed_run():
 
 def test_model_card_states_the_roll_out_results_it_is_given():
   """A card's roll-out lines come from the figure2/error_cost/stability records
-  of the model (a failed run states its failure, a missing Δt adds nothing)."""
+  of its own model (a failed run states its failure; other models' records
+  add nothing)."""
   from mdnet_tf import reporting  # pylint: disable=import-outside-toplevel
   nve = {"status": "ok", "temperature_mean_K": 82.74, "temperature_std_K": 1.81,
          "energy_drift_kcal_mol_atom_ns": 0.684,
          "vs_lammps": {"rdf_max_abs_diff": 0.0823, "diffusion_relative_error": 0.071}}
-  figure2 = {"paper": {"num_atoms": 4000, "models": {"mdnet_dt128": {"nve": nve}}}}
+  figure2 = {"paper": {"num_atoms": 4000, "models": {"mdnet_dt128": {"nve": nve},
+                                                     "mdnet_dt64": {"nve": nve}}}}
   error_cost = {"horizon_fs": 768.0, "num_atoms": 864, "starts_fs": [0, 1, 2],
                 "mdnet": {"128": {"rollout_rmse_A": 0.0375}},
                 "verlet": {"128": {"rollout_rmse_A": 9.9, "stable": False}}}
@@ -330,13 +332,13 @@ def test_model_card_states_the_roll_out_results_it_is_given():
       "failure": {"reason": "atoms 1.92 Å apart", "step": 127, "time_fs": 16256.0},
       "reached_target": False, "simulated_fs": 16256.0, "target_fs": 204800.0,
       "temperature_mean_K": 106.0, "temperature_min_max_K": [79.5, 167.9]}}}
-  lines = reporting.card_rollouts(128, figure2, error_cost, stability)
+  lines = reporting.card_rollouts("mdnet_dt128", 128, figure2, error_cost, stability)
   assert len(lines) == 3
   assert "4000 atoms" in lines[0] and "T 82.7 (1.8) K" in lines[0]
   assert "max|Δg| 0.082" in lines[0] and "D +7.1%" in lines[0] and "0.684" in lines[0]
   assert "0.0375 Å" in lines[1] and "Verlet" not in lines[1]     # Verlet-128 is unstable
   assert "failed at 16.256 ps: atoms 1.92 Å apart" in lines[2]
-  assert reporting.card_rollouts(16, None, error_cost, None) == []
+  assert reporting.card_rollouts("mdnet_dt16", 16, figure2, error_cost, stability) == []
 
 
 def test_figure2_results_merge_or_replace_a_models_variants(tmp_path):
