@@ -297,7 +297,8 @@ def card_rollouts(name, dt, figure2=None, error_cost=None, stability=None):
                f"failed at {r['simulated_fs'] / 1000:g} ps: {f['reason']}" if f else
                f"ran {r['simulated_fs'] / 1000:g} ps (budget ended)")
     lo, hi = r["temperature_min_max_K"]
-    lines.append(f"- Long {variant.upper() if variant == 'nve' else variant} run "
+    atoms = f" of {r['num_atoms']} atoms" if "num_atoms" in r else ""
+    lines.append(f"- Long {variant.upper() if variant == 'nve' else variant} run{atoms} "
                  f"(`launch/stability.py`): {outcome}; T {r['temperature_mean_K']:.1f} K "
                  f"(min {lo:.1f}, max {hi:.1f}).")
   return lines

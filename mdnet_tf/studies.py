@@ -133,7 +133,7 @@ def stability(model_path, start, variant, time_fs, out_dir, frame_fs, max_second
   res, prop = run_variant(model_path, start, variant, time_fs, out_dir, frame_fs=frame_fs,
                           max_seconds=max_seconds)
   steps = math.ceil(time_fs / prop.dt_fs - 1e-9)
-  record = {"dt_fs": prop.dt_fs, "target_fs": time_fs,
+  record = {"dt_fs": prop.dt_fs, "target_fs": time_fs, "num_atoms": len(start[0]),
             "simulated_fs": res.steps_done * prop.dt_fs,
             "failure": res.failure._asdict() if res.failure else None,
             "reached_target": res.failure is None and res.steps_done >= steps}

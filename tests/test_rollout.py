@@ -330,14 +330,14 @@ def test_model_card_states_the_roll_out_results_it_is_given():
                 "verlet": {"128": {"rollout_rmse_A": 9.9, "stable": False}}}
   stability = {"mdnet_dt128": {"nve": {
       "failure": {"reason": "atoms 1.92 Å apart", "step": 127, "time_fs": 16256.0},
-      "reached_target": False, "simulated_fs": 16256.0, "target_fs": 204800.0,
+      "reached_target": False, "simulated_fs": 16256.0, "target_fs": 204800.0, "num_atoms": 4000,
       "temperature_mean_K": 106.0, "temperature_min_max_K": [79.5, 167.9]}}}
   lines = reporting.card_rollouts("mdnet_dt128", 128, figure2, error_cost, stability)
   assert len(lines) == 3
   assert "4000 atoms" in lines[0] and "T 82.7 (1.8) K" in lines[0]
   assert "max|Δg| 0.082" in lines[0] and "D +7.1%" in lines[0] and "0.684" in lines[0]
   assert "0.0375 Å" in lines[1] and "Verlet" not in lines[1]     # Verlet-128 is unstable
-  assert "failed at 16.256 ps: atoms 1.92 Å apart" in lines[2]
+  assert "run of 4000 atoms" in lines[2] and "failed at 16.256 ps: atoms 1.92 Å apart" in lines[2]
   assert reporting.card_rollouts("mdnet_dt16", 16, figure2, error_cost, stability) == []
 
 
