@@ -222,7 +222,10 @@ def test_served_failure_returns_the_last_good_state(served_pretrained, liquid_fr
   out = served_pretrained.signatures["rollout"](
       positions=tf.constant(close), momenta=tf.constant(p), box=tf.constant(box),
       num_steps=tf.constant(20))
-  assert int(out["steps_done"]) == 0 and int(out["failure"]) == 3
+  # A pair at 2 Å is far outside the training data: the step either leaves it too close
+  # (failure 3) or throws it apart hot (failure 2, which the model since 2026-12-02 does);
+  # either way nothing is stepped and the start state comes back.
+  assert int(out["steps_done"]) == 0 and int(out["failure"]) in (2, 3)
   np.testing.assert_array_equal(out["positions"].numpy(), close)
   # NVT towards 10 K from an 80 K liquid: outside [10/3, 30] K after the first step.
   out = served_pretrained.signatures["rollout_nvt"](
