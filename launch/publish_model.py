@@ -7,8 +7,6 @@ their JSON results on this model, its roll-out metrics).
       --figure2=runs/f2_16/figure2.json --error_cost=runs/ec16/error_cost.json
 """
 
-import json
-
 
 from mdnet_tf import quiet  # before TensorFlow is imported
 
@@ -34,12 +32,6 @@ _FIGURE2 = flags.DEFINE_list("figure2", [], "figure2.json files of roll-outs of 
 _ERROR_COST = flags.DEFINE_string("error_cost", None, "error_cost.json of this model.")
 _STABILITY = flags.DEFINE_string("stability", None, "stability.json of this model.")
 
-
-def _read(path):
-  with open(path, encoding="utf-8") as f:
-    return json.load(f)
-
-
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -58,10 +50,11 @@ def main(argv):
                          "paper": paper.table1_row(config.model, dt)}}
   figure2 = {}
   for path in _FIGURE2.value:
-    figure2.update(_read(path))
+    figure2.update(dataset.read_json(path))
   rollouts = reporting.card_rollouts(
-      config.name, dt, figure2, _read(_ERROR_COST.value) if _ERROR_COST.value else None,
-      _read(_STABILITY.value) if _STABILITY.value else None)
+      config.name, dt, figure2,
+      dataset.read_json(_ERROR_COST.value) if _ERROR_COST.value else None,
+      dataset.read_json(_STABILITY.value) if _STABILITY.value else None)
   card["rollouts"] = rollouts
   text = reporting.model_card(config, run, mdnet.count_parameters(model), checkpoint,
                               _SPLIT.value, len(pairs), rmse, verlet, _OUT_DIR.value, rollouts)

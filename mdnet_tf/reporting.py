@@ -271,6 +271,7 @@ def card_rollouts(name, dt, figure2=None, error_cost=None, stability=None):
   rows are keyed by Δt).
   """
   lines = []
+  label = lambda variant: "NVE" if variant == "nve" else variant
   for system, entry in sorted((figure2 or {}).items(), key=lambda kv: kv[1]["num_atoms"]):
     if name in entry["models"]:
       for variant, m in entry["models"][name].items():
@@ -279,7 +280,7 @@ def card_rollouts(name, dt, figure2=None, error_cost=None, stability=None):
                    f" vs LAMMPS, " if c else "")
         drift = m.get("energy_drift_kcal_mol_atom_ns")
         lines.append(
-            f"- {variant.upper() if variant == 'nve' else variant} roll-out of "
+            f"- {label(variant)} roll-out of "
             f"{entry['num_atoms']} atoms ({system}, `launch/figure2.py`): {m.get('status', 'ok')}; "
             f"T {m['temperature_mean_K']:.1f} ({m['temperature_std_K']:.1f}) K, {metrics}"
             f"energy drift {'—' if drift is None else format(drift, '.3g')} kcal/mol/atom/ns.")
@@ -298,7 +299,7 @@ def card_rollouts(name, dt, figure2=None, error_cost=None, stability=None):
                f"ran {r['simulated_fs'] / 1000:g} ps (budget ended)")
     lo, hi = r["temperature_min_max_K"]
     atoms = f" of {r['num_atoms']} atoms" if "num_atoms" in r else ""
-    lines.append(f"- Long {variant.upper() if variant == 'nve' else variant} run{atoms} "
+    lines.append(f"- Long {label(variant)} run{atoms} "
                  f"(`launch/stability.py`): {outcome}; T {r['temperature_mean_K']:.1f} K "
                  f"(min {lo:.1f}, max {hi:.1f}).")
   return lines
