@@ -177,11 +177,11 @@ def learned_roller(prop, steps):
                                                 min_distance_sigma=0.15))
 
 
-def learned_positions(roller, q, p, box, steps):
-  """Positions after `steps` learned NVE steps of a learned_roller(prop, steps),
-  or None if the roll-out failed."""
+def learned_positions(roller, q, p, box):
+  """Positions after the steps of a learned_roller(prop, steps) (its one
+  written interval), or None if the roll-out failed."""
   with tempfile.TemporaryDirectory() as tmp:
-    res = roller.run(q, p, box, steps, tmp, progress=False)
+    res = roller.run(q, p, box, roller.settings.write_every, tmp, progress=False)
     if res.failure is not None:
       return None
     return states.load_frames(os.path.join(tmp, rollout.TRAJECTORY),
@@ -244,8 +244,8 @@ def error_cost(data_dir, model_paths, verlet_dts, starts, horizon_fs, stability_
     prop = propagators.from_path(model_paths[dt])
     steps = int(round(horizon_fs / dt))
     one_step, long_run = learned_roller(prop, 1), learned_roller(prop, steps)
-    one = [rmse(learned_positions(one_step, *s, 1), t[dt]) for s, t in zip(starts, truths)]
-    longs = [learned_positions(long_run, *s, steps) for s in starts]
+    one = [rmse(learned_positions(one_step, *s), t[dt]) for s, t in zip(starts, truths)]
+    longs = [learned_positions(long_run, *s) for s in starts]
     long = None if any(x is None for x in longs) else float(np.mean(
         [rmse(x, t[horizon_fs]) for x, t in zip(longs, truths)]))
     model, _ = model_io.restore(model_paths[dt])

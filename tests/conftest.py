@@ -10,8 +10,8 @@ import filelock  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-# Failure criteria for roll-outs of an untrained network, which heats up within
-# tens of steps: loose enough that the numerics can be compared.
+# Failure criteria for roll-outs of a barely trained network, which heats up
+# within tens of steps: loose enough that the numerics can be compared.
 LOOSE = dict(temperature_factor=100.0, min_distance_sigma=0.3)
 
 
