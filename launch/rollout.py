@@ -64,14 +64,16 @@ _SOLVER_TOL = flags.DEFINE_float("solver_tolerance", symplectic.Solver().toleran
                                  "mdnet_symplectic: stop the implicit solve when the update is "
                                  "below this (Å; momenta in units of the model's s_p).")
 _SOLVER_ITER = flags.DEFINE_integer("solver_max_iter", symplectic.Solver().max_iter,
-                                    "mdnet_symplectic: a solve that needs more iterations "
-                                    "stops the roll-out with a report.")
+                                    "mdnet_symplectic: Anderson iterations before the "
+                                    "Newton–Krylov fallback.")
 _SOLVER_MEMORY = flags.DEFINE_integer("solver_memory", symplectic.Solver().memory,
                                       "mdnet_symplectic: Anderson acceleration memory "
                                       "(0 = damped fixed-point iteration).")
 _SOLVER_DAMPING = flags.DEFINE_float("solver_damping", symplectic.Solver().damping,
-                                      "mdnet_symplectic: mixing β of the iteration (its retry "
-                                      "uses β/2 and twice the iterations).")
+                                      "mdnet_symplectic: mixing β of the Anderson iteration.")
+_SOLVER_NEWTON = flags.DEFINE_integer("solver_newton_iter", symplectic.Solver().newton_iter,
+                                      "mdnet_symplectic: Newton–Krylov iterations after a "
+                                      "failed Anderson solve (0 = none).")
 _OUT = flags.DEFINE_string("out_dir", "runs/rollout", "Output directory (resumes if present).")
 _DUMP = flags.DEFINE_bool("lammps_dump", False, "Also write trajectory.dump (LAMMPS text).")
 
@@ -80,7 +82,7 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   solver = symplectic.Solver(_SOLVER_TOL.value, _SOLVER_ITER.value, _SOLVER_DAMPING.value,
-                             _SOLVER_MEMORY.value, _SOLVER_DAMPING.value / 2)
+                             _SOLVER_MEMORY.value, _SOLVER_NEWTON.value)
   prop = propagators.from_path(_MODEL.value, _TAILOR.value, _TAILOR_LR.value, _MODE.value,
                                _PRECISION.value, solver)
   settings = rollout.Settings(

@@ -36,10 +36,11 @@ MDNet's are.
 Training needs no solve: on a true pair the midpoints are known, and the loss
 is MDNet's normalized MSE of (∂S/∂p̄, −∂S/∂q̄) against (Δq, Δp), with weight
 gradients through the inner derivatives (nested GradientTape). A prediction
-solves the implicit equations by damped fixed-point iteration from a velocity
-Verlet predictor, until the update is below tolerance; not converging within
-max_iter is reported, never hidden. The iteration is Anderson-accelerated
-(Solver.memory; 0 gives the plain damped iteration).
+solves the implicit equations from a velocity Verlet predictor by
+Anderson-accelerated damped fixed-point iteration (cheap: one network gradient
+per iteration) and, where that fails, by Newton–Krylov (GMRES on exact
+Jacobian-vector products, with a line search), until the residual is below
+tolerance; a solve that converges in neither is reported, never hidden.
 
 Shapes and units: positions [N, 3] Å, momenta [N, 3] g/mol·Å/fs, box [3] Å;
 S in g/mol·Å²/fs (action); pairs (i, j) [E] int32 with i < j.
@@ -51,6 +52,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from mdnet_tf import integrate
 from mdnet_tf import partition
 from mdnet_tf import potentials
 from mdnet_tf import space
@@ -72,11 +74,27 @@ TOLERANCE = 1e-5
 DAMPING = 0.5
 MAX_ITER = 100
 ANDERSON_MEMORY = 5
+# Newton–Krylov: GMRES to a relative residual of FORCING per Newton step (an
+# inexact Newton step; the residual then falls about a thousandfold per step),
+# Armijo backtracking on |f| (halving up to LINE_SEARCH times) so that a step
+# that overshoots (measured at 128 fs: the full step raised |f| ten-thousandfold
+# on the second roll-out step) is shortened, not taken.
+NEWTON_ITER = 12
+KRYLOV = 30
+FORCING = 1e-3
+LINE_SEARCH = 20
+# The predictor's substep: at 128 fs one Verlet step of Δt is far off where
+# atoms collide (measured on a roll-out state where Anderson failed from it:
+# residual 50 s_p; Newton–Krylov needed 362 evaluations), while Verlet substeps
+# of 32 fs, 16 fs or 8 fs let Anderson converge in 35, 38 and 39 iterations;
+# on an ordinary state 47 → 34–35. An LJ force costs a fraction of a network
+# gradient; 16 fs is Verlet well inside its stability limit.
+PREDICTOR_DT = 16.0
 
 
 class SolveResult(NamedTuple):
-  """The solved step: positions, momenta, iterations used, converged (bool)
-  and the last update's size (positions Å, momenta in units of s_p)."""
+  """The solved step: positions, momenta, network evaluations used, converged
+  (bool) and the last residual max|f| (positions Å, momenta in units of s_p)."""
   positions: tf.Tensor
   momenta: tf.Tensor
   iterations: tf.Tensor
@@ -187,16 +205,21 @@ SKIN = 1.0
 
 
 class Solver(NamedTuple):
-  """Settings of the implicit solve: stop when the update is below `tolerance`
-  (Å for positions, units of s_p for momenta), fail after `max_iter`
-  iterations; `damping` β of the fixed-point update; `memory` m of Anderson
-  acceleration (0: plain damped fixed-point iteration); `fallback_damping` β of
-  a second attempt (2 × max_iter) after a failed first one (0: no retry)."""
+  """Settings of the implicit solve: stop when the residual is below `tolerance`
+  (Å for positions, units of s_p for momenta); `max_iter` iterations of
+  Anderson-accelerated damped fixed-point iteration (`damping` β, `memory` m;
+  m = 0 is the plain damped iteration); if they fail, at most `newton_iter`
+  Newton–Krylov iterations from the predictor (0: none), each solving its
+  linear system by GMRES in at most `krylov` Jacobian-vector products. The
+  predictor both start from is velocity Verlet with the LJ force in substeps
+  of at most `predictor_dt_fs`."""
   tolerance: float = TOLERANCE
   max_iter: int = MAX_ITER
   damping: float = DAMPING
   memory: int = ANDERSON_MEMORY
-  fallback_damping: float = DAMPING / 2     # second attempt; 0 = none
+  newton_iter: int = NEWTON_ITER
+  krylov: int = KRYLOV
+  predictor_dt_fs: float = PREDICTOR_DT
 
 
 def predict(model, q, p, box, solver=Solver()):
@@ -231,33 +254,35 @@ def _pairs_near(x, start, box, candidates, cutoff):
 def solve(model, q, p, box, solver=Solver()):
   """One step: the (q′, p′) solving the implicit equations, as SolveResult.
 
-  Starts from one velocity Verlet step of Δt with the LJ force, then iterates
-  (q′, p′) ← (1 − β)(q′, p′) + β[(q, p) + flow(q̄, p̄)] (Anderson-accelerated)
-  until the update is below the solver's tolerance. If that fails within
-  max_iter iterations (at 128 fs one validation state in 20 diverged at
-  β = 0.5 and converged at β = 0.25), it starts again from the predictor with
-  the fallback damping and twice the iterations, in the same loop;
-  iterations counts both attempts, and converged False after the second means
-  the caller must report it.
+  Starts from velocity Verlet with the LJ force in substeps of at most
+  predictor_dt_fs, then runs Anderson-accelerated damped fixed-point
+  iteration (`anderson`) until the residual is below the solver's tolerance. If that fails within max_iter
+  iterations (or diverges), it solves again from the predictor by
+  Newton–Krylov (`newton_krylov`). iterations counts the network evaluations
+  of both (residuals and Jacobian-vector products), and converged False after
+  both means the caller must report it.
   """
   c = model.config
   dtype = q.dtype
   s_p = tf.constant(c.stats.dp_scale, dtype)
-  dt = tf.constant(c.dt_fs, dtype)
   cutoff = c.cutoff_angstrom
   candidates = partition.pairs(tf.stop_gradient(q), box, cutoff + SKIN)
   pairs_at = lambda x: _pairs_near(x, q, box, candidates, cutoff)
 
   def lj_force(x):
+    """LJ forces [N, 3] kcal/mol/Å at positions x (and no aux)."""
     i, j = pairs_at(x)
     with tf.GradientTape() as tape:
       tape.watch(x)
       u = lj_energy(x, box, i, j, c.lj())
-    return -tf.convert_to_tensor(tape.gradient(u, x)) * units.FORCE_TO_ACCEL
+    return -tf.convert_to_tensor(tape.gradient(u, x)), None
 
-  p_half = p + 0.5 * dt * lj_force(q)                # velocity Verlet predictor
-  q1 = q + dt * p_half / c.mass_amu
-  p1 = p_half + 0.5 * dt * lj_force(q1)
+  # Predictor: velocity Verlet with the LJ force in `substeps` steps of Δt/substeps.
+  substeps = max(1, math.ceil(c.dt_fs / solver.predictor_dt_fs - 1e-9))
+  q1, p1, force = q, p, lj_force(q)[0]
+  for _ in range(substeps):
+    q1, p1, force, _ = integrate.verlet_step(q1, p1, force, c.dt_fs / substeps, c.mass_amu,
+                                             lj_force)
 
   # The unknowns as one vector x = (q′, p′/s_p) [2N·3], so that positions (Å)
   # and momenta (s_p) weigh alike; G(x) = (q, p/s_p) + flow at the midpoints.
@@ -273,46 +298,62 @@ def solve(model, q, p, box, solver=Solver()):
     dq, dp = model.flow(qbar, pbar, box, i, j)
     return pack(q + dq - q1, p + dp - p1)
 
-  retry = tf.constant(solver.fallback_damping > 0)
-  m = max(1, solver.memory)
   x0 = pack(q1, p1)
+  first = anderson(residual, x0, solver)
+  if solver.newton_iter > 0:
+    out = tf.cond(first.converged, lambda: first,
+                  lambda: _plus_iterations(newton_krylov(residual, x0, solver), first.iterations))
+  else:
+    out = first
+  # The result is G(x) = x + f of the last evaluated iterate x (|f| < tolerance
+  # on success): (q, p) plus the flow at midpoints within tolerance/2 of its own.
+  x = out.x + out.f
+  q1, p1 = tf.reshape(x[:half], shape), tf.reshape(x[half:], shape) * s_p
+  return SolveResult(q1, p1, out.iterations, out.converged, out.residual)
+
+
+class Iterate(NamedTuple):
+  """The state a solver stops in: its last iterate x and residual f = G(x) − x
+  [n], network evaluations used, converged [] bool and max|f|."""
+  x: tf.Tensor
+  f: tf.Tensor
+  iterations: tf.Tensor
+  converged: tf.Tensor
+  residual: tf.Tensor
+
+
+def _plus_iterations(out, more):
+  return out._replace(iterations=out.iterations + more)
+
+
+def anderson(residual, x0, solver):
+  """Anderson-accelerated damped fixed-point iteration of x ← x + β f(x) from
+  x0 until max|f| < tolerance, for at most max_iter residuals; a non-finite
+  residual (a diverged iterate) ends it at once, unconverged. Returns Iterate.
+
+  Anderson type II (Walker & Ni 2011): the newest differences of iterates and
+  residuals replace the oldest of the m stored; γ minimizes |f − ΔF γ|
+  (regularized normal equations; unused slots are zero and get γ = 0), and
+  x ← x + βf − (ΔX + βΔF)γ. memory 0 is the plain damped iteration.
+  """
+  dtype = x0.dtype
+  beta = tf.constant(solver.damping, dtype)
+  m = max(1, solver.memory)
   history = tf.zeros(tf.stack([m, tf.size(x0)]), dtype)
 
-  def limit(attempt):
-    return tf.where(attempt == 0, solver.max_iter, 2 * solver.max_iter)
-
-  def broken(k, change):
-    """A non-finite residual (a diverged iterate) ends an attempt at once."""
-    return (k > 0) & ~tf.math.is_finite(change)
-
-  def body(k, attempt, total, x, x_prev, f_prev, d_x, d_f, change):
-    # A failed first attempt restarts from the predictor with the fallback
-    # damping and an empty history.
-    restart = (attempt == 0) & retry & ((k >= solver.max_iter) | broken(k, change))
-    attempt = tf.where(restart, 1, attempt)
-    k = tf.where(restart, 0, k)
-    x = tf.where(restart, x0, x)
-    d_x, d_f = (tf.where(restart, history, d) for d in (d_x, d_f))
-    beta = tf.where(attempt == 0, tf.constant(solver.damping, dtype),
-                    tf.constant(solver.fallback_damping, dtype))
+  def body(k, x, x_prev, f_prev, d_x, d_f, change):
     f = residual(x)
     change = tf.reduce_max(tf.abs(f))
-    if solver.memory == 0:                            # damped fixed-point iteration
-      return k + 1, attempt, total + 1, x + beta * f, x, f, d_x, d_f, change
-    # Anderson (type II, Walker & Ni 2011): the newest differences of iterates
-    # and residuals replace the oldest of the m stored; γ minimizes
-    # |f − ΔF γ| (regularized normal equations; unused slots are zero and get
-    # γ = 0), and x ← x + βf − (ΔX + βΔF)γ.
-    # (The first iteration of an attempt stores zeros: a restart's previous
-    # iterate may be non-finite, and NaN × 0 would poison the history.)
-    started = k > 0
+    if solver.memory == 0:
+      return k + 1, x + beta * f, x, f, d_x, d_f, change
+    started = k > 0                                     # the first iteration stores zeros
     slot = tf.math.floormod(k - 1, m)[None, None]
     d_x = tf.tensor_scatter_nd_update(d_x, slot, tf.where(started, x - x_prev, 0.0)[None])
     d_f = tf.tensor_scatter_nd_update(d_f, slot, tf.where(started, f - f_prev, 0.0)[None])
     gram = tf.linalg.matmul(d_f, d_f, transpose_b=True)
     # A diverging iterate (overlapping atoms) gives non-finite differences: the
-    # mixing is skipped (the least-squares solve would fail), the iterate turns
-    # non-finite and the NaN residual ends the attempt unconverged.
+    # mixing is skipped (the least-squares solve would fail) and the NaN
+    # residual ends the iteration unconverged.
     finite = tf.reduce_all(tf.math.is_finite(gram)) & tf.reduce_all(tf.math.is_finite(f))
     gram = tf.where(finite, gram, tf.zeros_like(gram))
     reg = 1e-10 * tf.linalg.trace(gram) / m + tf.constant(1e-30, dtype)
@@ -321,19 +362,94 @@ def solve(model, q, p, box, solver=Solver()):
     gamma = tf.where(finite, gamma[:, 0], tf.zeros([m], dtype))
     x_new = x + beta * f - tf.linalg.matvec(tf.where(finite, d_x + beta * d_f, tf.zeros_like(d_x)),
                                             gamma, transpose_a=True)
-    return k + 1, attempt, total + 1, x_new, x, f, d_x, d_f, change
+    return k + 1, x_new, x, f, d_x, d_f, change
 
-  def running(k, attempt, total, x, x_prev, f_prev, d_x, d_f, change):
-    del total, x, x_prev, f_prev, d_x, d_f
-    more = ((k < limit(attempt)) & ~broken(k, change)) | ((attempt == 0) & retry)
-    return ~(change < solver.tolerance) & more
+  def running(k, x, x_prev, f_prev, d_x, d_f, change):
+    del x, x_prev, f_prev, d_x, d_f
+    diverged = (k > 0) & ~tf.math.is_finite(change)
+    return ~(change < solver.tolerance) & (k < solver.max_iter) & ~diverged
 
-  zero = tf.constant(0)
   inf = tf.constant(np.inf, dtype)
-  _, _, total, x, _, f, _, _, change = tf.while_loop(
-      running, body, (zero, zero, zero, x0, x0, tf.zeros_like(x0), history, history, inf))
-  # The result is G(x) = x + f of the last evaluated iterate x (|f| < tolerance
-  # on success): (q, p) plus the flow at midpoints within tolerance/2 of its own.
-  x = x + f
-  q1, p1 = tf.reshape(x[:half], shape), tf.reshape(x[half:], shape) * s_p
-  return SolveResult(q1, p1, total, change < solver.tolerance, change)
+  k, _, x, f, _, _, change = tf.while_loop(
+      running, body, (tf.constant(0), x0, x0, tf.zeros_like(x0), history, history, inf))
+  # The loop's last residual f belongs to the iterate before its last update.
+  return Iterate(x, f, k, change < solver.tolerance, change)
+
+
+def newton_krylov(residual, x0, solver):
+  """Newton's method on f(x) = 0 from x0 without forming the Jacobian: each
+  Newton step solves J s = −f by GMRES (Arnoldi with classical Gram–Schmidt
+  done twice) with exact Jacobian-vector products by forward-mode
+  differentiation of the residual (through its inner gradient), then
+  backtracks along s until |f| decreases. Stops when max|f| < tolerance,
+  after newton_iter steps, or when no step decreases |f|. Returns Iterate
+  (iterations: residuals plus Jacobian-vector products)."""
+  dtype = x0.dtype
+  krylov = solver.krylov
+  rows = tf.range(krylov + 1)
+
+  def jvp(x, v):
+    with tf.autodiff.ForwardAccumulator(x, v) as acc:
+      f = residual(x)
+    return acc.jvp(f)
+
+  def least_squares(h, beta, k):
+    """y minimizing |β e₁ − H[:k+1, :k] y| and that minimum."""
+    hk = h[:k + 1, :k]
+    rhs = tf.concat([[beta], tf.zeros([k], dtype)], 0)
+    y = tf.linalg.lstsq(hk, rhs[:, None], fast=False)[:, 0]
+    return y, tf.norm(tf.linalg.matvec(hk, y) - rhs)
+
+  def gmres(x, f):
+    beta = tf.norm(f)
+    basis = tf.tensor_scatter_nd_update(tf.zeros(tf.stack([krylov + 1, tf.size(x)]), dtype),
+                                        [[0]], (-f / beta)[None])
+
+    def body(k, basis, h, _):
+      w = jvp(x, basis[k])
+      for _ in range(2):                      # classical Gram–Schmidt, twice
+        c = tf.linalg.matvec(basis, w)        # rows beyond k are zero
+        w = w - tf.linalg.matvec(basis, c, transpose_a=True)
+        h = tf.tensor_scatter_nd_add(h, tf.stack([rows, tf.fill([krylov + 1], k)], 1), c)
+      norm = tf.norm(w)
+      h = tf.tensor_scatter_nd_update(h, [[k + 1, k]], [norm])
+      basis = tf.tensor_scatter_nd_update(
+          basis, [[k + 1]], (w / tf.maximum(norm, tf.constant(1e-300, dtype)))[None])
+      return k + 1, basis, h, least_squares(h, beta, k + 1)[1]
+
+    k, basis, h, _ = tf.while_loop(
+        lambda k, basis, h, res: (k < krylov) & (res > FORCING * beta), body,
+        (tf.constant(0), basis, tf.zeros([krylov + 1, krylov], dtype), beta))
+    y, _ = least_squares(h, beta, k)
+    return tf.linalg.matvec(basis[:k], y, transpose_a=True), k
+
+  def newton_step(n, x, f, evaluations, stalled):
+    s, products = gmres(x, f)
+    norm = tf.norm(f)
+
+    def shorter(lam, x_try, f_try, tries):
+      del x_try, f_try
+      lam = 0.5 * lam
+      return lam, x + lam * s, residual(x + lam * s), tries + 1
+
+    def worse(lam, x_try, f_try, tries):
+      del x_try
+      return ~(tf.norm(f_try) <= (1.0 - 1e-4 * lam) * norm) & (tries < LINE_SEARCH)
+
+    one = tf.constant(1.0, dtype)
+    _, x_new, f_new, tries = tf.while_loop(worse, shorter, (one, x + s, residual(x + s), 0))
+    stalled = ~(tf.norm(f_new) < norm)              # no step length decreased |f|
+    x_new, f_new = tf.where(stalled, x, x_new), tf.where(stalled, f, f_new)
+    return n + 1, x_new, f_new, evaluations + products + tries + 1, stalled
+
+  def running(n, x, f, evaluations, stalled):
+    del x, evaluations
+    change = tf.reduce_max(tf.abs(f))
+    return (~(change < solver.tolerance) & tf.math.is_finite(change) & (n < solver.newton_iter)
+            & ~stalled)
+
+  f0 = residual(x0)
+  _, x, f, evaluations, _ = tf.while_loop(
+      running, newton_step, (tf.constant(0), x0, f0, tf.constant(1), tf.constant(False)))
+  change = tf.reduce_max(tf.abs(f))
+  return Iterate(x, f, evaluations, change < solver.tolerance, change)
