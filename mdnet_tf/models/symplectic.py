@@ -256,9 +256,9 @@ def solve(model, q, p, box, solver=Solver()):
 
   Starts from velocity Verlet with the LJ force in substeps of at most
   predictor_dt_fs, then runs Anderson-accelerated damped fixed-point
-  iteration (`anderson`) until the residual is below the solver's tolerance. If that fails within max_iter
-  iterations (or diverges), it solves again from the predictor by
-  Newton–Krylov (`newton_krylov`). iterations counts the network evaluations
+  iteration (`anderson`) until the residual is below the solver's tolerance.
+  If that fails within max_iter iterations (or diverges), it solves again from
+  the predictor by Newton–Krylov (`newton_krylov`). iterations counts the network evaluations
   of both (residuals and Jacobian-vector products), and converged False after
   both means the caller must report it.
   """
