@@ -31,6 +31,7 @@ from mdnet_tf import reporting  # noqa: E402
 from mdnet_tf.data import dataset  # noqa: E402
 from mdnet_tf.data import states  # noqa: E402
 from mdnet_tf.models import io as model_io  # noqa: E402
+from mdnet_tf.models import symplectic  # noqa: E402
 from serving import timing  # noqa: E402
 
 _QUICK = flags.DEFINE_bool("quick", False, "864 atoms, fewer repeats, no 32000 atoms.")
@@ -54,6 +55,11 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   started = time.time()
   quick = _QUICK.value
+  if _MODEL.value == symplectic.FAMILY:
+    raise errors.InputError(
+        f"the benchmark times explicit models (one forward pass per step); a {symplectic.FAMILY} "
+        f"step is an implicit solve of 20-45 network evaluations: its cost per simulated ps is "
+        f"measured by launch/error_cost.py --model={symplectic.FAMILY} and by launch/rollout.py")
   data_dir = _DATA.value or ("data/small" if quick else "data/paper")
   found = model_io.discover(_MODELS.value, _MODEL.value)
   wanted = [float(d) for d in _DTS.value]
