@@ -301,8 +301,11 @@ def solve(model, q, p, box, solver=Solver()):
   x0 = pack(q1, p1)
   first = anderson(residual, x0, solver)
   if solver.newton_iter > 0:
-    out = tf.cond(first.converged, lambda: first,
-                  lambda: _plus_iterations(newton_krylov(residual, x0, solver), first.iterations))
+    def rescue():
+      newton = newton_krylov(residual, x0, solver)
+      return newton._replace(iterations=newton.iterations + first.iterations)
+
+    out = tf.cond(first.converged, lambda: first, rescue)
   else:
     out = first
   # The result is G(x) = x + f of the last evaluated iterate x (|f| < tolerance
@@ -320,10 +323,6 @@ class Iterate(NamedTuple):
   iterations: tf.Tensor
   converged: tf.Tensor
   residual: tf.Tensor
-
-
-def _plus_iterations(out, more):
-  return out._replace(iterations=out.iterations + more)
 
 
 def anderson(residual, x0, solver):
