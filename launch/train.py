@@ -12,6 +12,7 @@ TensorBoard: `tensorboard --logdir <workdir>/tensorboard`.
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import shlex
@@ -34,6 +35,7 @@ from mdnet_tf.data import presets  # noqa: E402
 from mdnet_tf.models import io  # noqa: E402
 from mdnet_tf.models import mdnet  # noqa: E402
 from mdnet_tf.models import normalization  # noqa: E402
+from mdnet_tf.models import symplectic  # noqa: E402
 
 _DT = flags.DEFINE_integer("dt", 16, "Time step Δt of the model, fs.")
 _MODEL = flags.DEFINE_enum("model", "mdnet", ["mdnet", "egnn", "simple", "mdnet_symplectic"],
@@ -41,6 +43,10 @@ _MODEL = flags.DEFINE_enum("model", "mdnet", ["mdnet", "egnn", "simple", "mdnet_
 _TAILOR = flags.DEFINE_enum("tailor", "none", ["none", "temperature", "energy", "learned"],
                             "Noether meta-tailoring (SIMPLE) of the model's prediction.")
 _TAILOR_LR = flags.DEFINE_float("tailor_lr", 1e-3, "Inner SGD step size of tailoring.")
+_LJ_SWITCH = flags.DEFINE_float(
+    "lj_switch", None, "mdnet_symplectic: width, Å, over which the baseline LJ force is "
+    f"switched to zero before r_c (default {symplectic.LJ_SWITCH:g} for a new run; an "
+    "--init_from run keeps its model's value unless this is given; 0: truncated).")
 _BACKEND = flags.DEFINE_enum("graph_backend", "dgl", ["dgl", "xla", "graph"],
                              "Message passing: DGL (eager, the paper's stack), TF-native "
                              "segment ops compiled with XLA, or compact graphs in graph mode "
@@ -142,12 +148,21 @@ def main(argv):
   train_pairs = dataset.load_pairs(data_dir, "train", _DT.value)
   val_pairs = dataset.load_pairs(data_dir, "validation", _DT.value)
   config_path = os.path.join(workdir, "model_config.json")
+  switch = _LJ_SWITCH.value
+  if switch is not None and (_MODEL.value != symplectic.FAMILY or switch < 0):
+    raise app.UsageError(f"--lj_switch is a width ≥ 0 Å of --model={symplectic.FAMILY}'s "
+                         f"baseline force, got {switch} for --model={_MODEL.value}")
   if os.path.exists(config_path):   # resuming: the stored statistics are authoritative
     with open(config_path) as f:
       config = mdnet.MDNetConfig.from_json(json.load(f))
     config.check_dt(_DT.value)
+    if switch is not None and switch != config.lj_switch_angstrom:
+      raise app.UsageError(f"{workdir} was started with --lj_switch="
+                           f"{config.lj_switch_angstrom:g}; a resumed run cannot change it")
   elif _INIT_FROM.value:
     config = _init_config(manifest)
+    if switch is not None:
+      config = dataclasses.replace(config, lj_switch_angstrom=switch)
   else:
     stats = normalization.NormStats.from_pairs(train_pairs, manifest["mass_amu"],
                                                manifest["potential"]["cutoff"])
@@ -156,7 +171,10 @@ def main(argv):
                                cutoff_angstrom=potential["cutoff"],
                                mass_amu=manifest["mass_amu"], lj_epsilon=potential["epsilon"],
                                lj_sigma=potential["sigma"], model=_MODEL.value,
-                               tailor=_TAILOR.value, tailor_lr=_TAILOR_LR.value)
+                               tailor=_TAILOR.value, tailor_lr=_TAILOR_LR.value,
+                               lj_switch_angstrom=(symplectic.LJ_SWITCH if switch is None
+                                                   else switch)
+                               if _MODEL.value == symplectic.FAMILY else 0.0)
   if _BACKEND.value == "graph":
     sequences = dataset.load_sequences(data_dir, "train", _DT.value, _ROLLOUT_STEPS.value,
                                        _STARTS.value, _SEED.value)

@@ -207,6 +207,27 @@ class ModelTimer:
         raise RuntimeError("neighbor list overflow in the benchmark loop")
     return median_seconds(run, repeats, warmup=1)[0] / num_steps
 
+  def time_solved_steps(self, num_steps, repeats=3):
+    """(median s per step, mean network evaluations per step) of an implicit
+    (symplectic) model's monitored step loop, graph mode, float32: what its
+    roll-outs run. Raises if a step fails (the timing would not be of steps)."""
+    prop = propagators.model_propagator(self.model)
+    loop = stepping.Loop(monitor=True, record_steps=num_steps)
+    fn = tf.function(lambda q, p, box, n: stepping.run(prop, self.capacity, loop, q, p, box, n))
+    n = tf.constant(num_steps)
+    q64, p64 = tf.cast(self.q, tf.float64), tf.cast(self.p, tf.float64)
+    rows = []
+
+    def run():
+      out = fn(q64, p64, self.box, n)
+      if bool(out.failed):
+        raise RuntimeError(f"{prop.name}: a benchmark step failed "
+                           f"({stepping.FAILURES[int(out.code)]})")
+      rows.append(out.rows.numpy())
+    seconds = median_seconds(run, repeats, warmup=1)[0] / num_steps
+    evaluations = float(rows[-1][:, stepping.RECORDED.index("solver_iterations")].mean())
+    return seconds, evaluations
+
   def time_dgl_forward(self, repeats=3):
     """Median seconds of the same forward through DGL message passing (eager)."""
     from mdnet_tf.models import dgl_ops  # pylint: disable=import-outside-toplevel
@@ -358,4 +379,53 @@ def table2(data_dir, model_paths, quick, scaling_systems, verlet_stable_dt, meas
       f"MDNet {big:g} fs served (rollout)": served["served_rollout"] / big,
       f"MDNet {big:g} fs served (single steps)": served["served_single_step"] / big,
   }
+  return r
+
+
+def implicit_cost(data_dir, model_paths, explicit_paths, verlet_stable_dt, quick, log=print):
+  """Cost of the implicit (symplectic) step next to the explicit MDNet at the
+  same Δt, TF Verlet and LAMMPS, all measured in one run on one start state.
+
+  model_paths: {Δt fs: symplectic model dir}.  explicit_paths: {Δt fs: MDNet
+  model dir} (the Δt present are compared).  verlet_stable_dt: the largest
+  stable Verlet Δt, fs. Each solved step is timed through the monitored step
+  loop from the start state (its evaluations per step depend on the state:
+  the mean over the timed steps is reported with it).
+  Returns the results dict (what <out>.json holds); `per_ps` maps each method
+  to its seconds per simulated ps.
+  """
+  manifest = dataset.load_manifest(data_dir)
+  mass = manifest["mass_amu"]
+  lj = potentials.LennardJones(**manifest["potential"])
+  repeats = 3 if quick else 5
+  q, p, box = states.load_start(data_dir)
+  machine = f"{os.cpu_count()} CPU cores ({cpu_description()}), TF {tf.__version__}"
+  log(f"implicit-step cost: {len(q)} atoms from {data_dir}; {machine}")
+  steps = 200 if quick else 1000
+  r = {"num_atoms": len(q), "data_dir": data_dir, "machine": machine, "quick": quick,
+       "lammps_1fs_serial_s_per_step": lammps_seconds_per_step(q, p, box, mass, lj, steps, 1),
+       "lammps_1fs_2threads_s_per_step": lammps_seconds_per_step(q, p, box, mass, lj, steps, 2),
+       "verlet_stable_dt_fs": verlet_stable_dt,
+       "verlet_stable_s_per_step": verlet_seconds_per_step(q, p, box, verlet_stable_dt, mass,
+                                                           lj, steps // 10),
+       "symplectic": {}, "mdnet": {}}
+  per_ps = {"LAMMPS 1 fs (1 core)": 1000 * r["lammps_1fs_serial_s_per_step"],
+            "LAMMPS 1 fs (2 threads)": 1000 * r["lammps_1fs_2threads_s_per_step"],
+            f"TF Verlet {verlet_stable_dt:g} fs (XLA)":
+                1000 * r["verlet_stable_s_per_step"] / verlet_stable_dt}
+  num_steps = 5 if quick else 10
+  for dt, path in sorted(model_paths.items()):
+    model, _ = model_io.restore(path)
+    seconds, evaluations = ModelTimer(model, q, p, box).time_solved_steps(num_steps, repeats)
+    r["symplectic"][f"{dt:g}"] = {"step_s": seconds, "evaluations_per_step": evaluations,
+                                  "s_per_evaluation": seconds / evaluations}
+    per_ps[f"MDNet-symplectic {dt:g} fs"] = 1000 * seconds / dt
+    log(f"symplectic {dt:g} fs: {seconds:.3e} s per step, {evaluations:.1f} evaluations")
+    if dt in explicit_paths:
+      explicit, _ = model_io.restore(explicit_paths[dt])
+      step = ModelTimer(explicit, q, p, box).time_steps(num_steps, repeats)
+      r["mdnet"][f"{dt:g}"] = {"step_s": step}
+      per_ps[f"MDNet {dt:g} fs"] = 1000 * step / dt
+      log(f"MDNet {dt:g} fs: {step:.3e} s per step")
+  r["per_ps"] = per_ps
   return r

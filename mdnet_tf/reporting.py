@@ -234,6 +234,31 @@ def table2_markdown(r, big):
 # -- roll-outs and model cards ----------------------------------------------------
 
 
+def implicit_cost_markdown(r):
+  """The implicit step's cost table (benchmarking.implicit_cost) as Markdown."""
+  lines = [f"# Cost of the symplectic step (`python launch/benchmark.py --model=mdnet_symplectic"
+           f"{' --quick' if r['quick'] else ''}`)", "",
+           f"{r['num_atoms']} atoms; {r['machine']}; medians after warm-up; run took "
+           f"{r['wall_seconds'] / 60:.1f} min. A solved step costs its network evaluations "
+           f"(Anderson iterations, plus Jacobian-vector products where Newton–Krylov takes "
+           f"over), counted over the timed steps from the start state.", "",
+           "| method | s per step | network evaluations per step | s per simulated ps | "
+           "relative to LAMMPS (2 threads) |", "|---|---|---|---|---|"]
+  lmp = r["per_ps"]["LAMMPS 1 fs (2 threads)"]
+  steps = {"LAMMPS 1 fs (1 core)": (r["lammps_1fs_serial_s_per_step"], "—"),
+           "LAMMPS 1 fs (2 threads)": (r["lammps_1fs_2threads_s_per_step"], "—"),
+           f"TF Verlet {r['verlet_stable_dt_fs']:g} fs (XLA)": (r["verlet_stable_s_per_step"], "—")}
+  for dt, e in by_dt(r["symplectic"]).items():
+    steps[f"MDNet-symplectic {dt} fs"] = (e["step_s"], f"{e['evaluations_per_step']:.1f}")
+  for dt, e in by_dt(r["mdnet"]).items():
+    steps[f"MDNet {dt} fs"] = (e["step_s"], "1")
+  for name, per_ps in sorted(r["per_ps"].items(), key=lambda kv: kv[1]):
+    step, evaluations = steps[name]
+    lines.append(f"| {name} | {step:.2e} | {evaluations} | {per_ps:.3g} | "
+                 f"{per_ps / lmp:.2g}× |")
+  return "\n".join(lines) + "\n"
+
+
 def describe_rollout(result, dt_fs, num_atoms):
   """A few lines summarizing a rollout.Result for the terminal."""
   th = result.thermo

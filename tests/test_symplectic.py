@@ -4,6 +4,7 @@ midpoint rule with the independent LJ force code when δS = 0, time reversibilit
 and symplecticity of the solved map (finite-difference Jacobian, float64), with an
 explicit map of the same network as the negative control."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -13,6 +14,7 @@ import tensorflow as tf
 from conftest import brute_force_neighbors
 from mdnet_tf import errors
 from mdnet_tf import potentials
+from mdnet_tf import space
 from mdnet_tf import propagators
 from mdnet_tf import stepping
 from mdnet_tf import partition
@@ -354,3 +356,68 @@ def test_pair_search_of_a_diverged_iterate_is_not_an_error():
     x = tf.tensor_scatter_nd_update(far, [[2, 2]], tf.constant([bad], tf.float64))
     i, j = near(x)
     assert i.shape == j.shape
+
+
+def test_benchmark_counts_the_evaluations_of_the_solve_it_times():
+  """benchmarking's solved-step timer reports the solve's own iteration count
+  (a direct solve of the same state, same default solver, float32 networks)."""
+  from mdnet_tf import benchmarking  # pylint: disable=import-outside-toplevel
+  model = _model(dt_fs=128.0)
+  q, p, box = _tiny_state(3, n=6)
+  timer = benchmarking.ModelTimer(model, q.numpy(), p.numpy(), box.numpy())
+  seconds, evaluations = timer.time_solved_steps(1, repeats=1)
+  direct = symplectic.solve(model, tf.cast(timer.q, tf.float64), tf.cast(timer.p, tf.float64),
+                            tf.cast(timer.box, tf.float64))
+  assert bool(direct.converged) and seconds > 0
+  assert evaluations == int(direct.iterations) > 1
+
+
+def _switched_forces_brute_force(q, box, lj, width):
+  """LJ forces by a double loop over minimum-image pairs, the pair force times
+  1 − 10t³ + 15t⁴ − 6t⁵ on the last `width` Å before r_c (numpy, float64)."""
+  f = np.zeros_like(q)
+  for a in range(len(q)):
+    for b in range(len(q)):
+      d = q[a] - q[b]
+      d -= box * np.round(d / box)
+      r = np.linalg.norm(d)
+      if a == b or r >= lj.cutoff:
+        continue
+      s6 = (lj.sigma / r) ** 6
+      t = min(1.0, max(0.0, (r - lj.cutoff + width) / width)) if width else 0.0
+      f[a] += 24 * lj.epsilon * (2 * s6 * s6 - s6) / r ** 2 * d * (1 - t**3 * (10 - 15*t + 6*t*t))
+  return f
+
+
+@pytest.mark.parametrize("width", [0.0, 0.5])
+def test_baseline_force_against_brute_force(width):
+  q, _, box = _tiny_state(4, n=6)
+  lj = _model().config.lj()
+  i, j = symplectic.midpoint_pairs(q, box, lj.cutoff)
+  r = np.linalg.norm(space.minimum_image(
+      tf.gather(q, i) - tf.gather(q, j), box).numpy(), axis=-1)
+  assert np.any((r > lj.cutoff - width) & (r < lj.cutoff)) or width == 0.0   # switch in use
+  np.testing.assert_allclose(symplectic.lj_forces(q, box, i, j, lj, width).numpy(),
+                             _switched_forces_brute_force(q.numpy(), box.numpy(), lj, width),
+                             rtol=1e-12, atol=1e-15)
+
+
+def test_switched_baseline_makes_the_solved_step_continuous_across_the_cutoff(exact):
+  """Two atoms at rest about r_c apart, their distance d0 scanned across r_c in
+  2.5e-5 Å steps: with lj/cut's truncated force the solved step jumps by the
+  cutoff impulse (2.4e-4 Å of Δq at 64 fs) between neighbouring d0, where a
+  roll-out's solve was seen to fail; with the switched force it is continuous."""
+  jumps = {}
+  for width in (0.0, symplectic.LJ_SWITCH):
+    model = _model(dt_fs=64.0, random_correction=False)
+    model.config = dataclasses.replace(model.config, lj_switch_angstrom=width)
+    solver = symplectic.Solver(1e-12, 200, newton_iter=0)
+    solve = tf.function(lambda q, p, b: symplectic.solve(model, q, p, b, solver))
+    dq = []
+    for d0 in 7.0 + np.linspace(-1e-4, 4e-4, 21):
+      q = tf.constant(np.array([[4.0, 8.0, 8.0], [4.0 + d0, 8.0, 8.0]]))
+      out = solve(q, tf.zeros([2, 3], tf.float64), tf.constant(BOX))
+      assert bool(out.converged)
+      dq.append(out.positions.numpy()[1, 0] - q.numpy()[1, 0])
+    jumps[width] = np.max(np.abs(np.diff(dq)))
+  assert jumps[0.0] > 2e-4 and jumps[symplectic.LJ_SWITCH] < 1e-9, jumps

@@ -67,6 +67,10 @@ class MDNetConfig:
   model: str = "mdnet"
   tailor: str = "none"          # Noether tailoring: none | temperature | energy | learned
   tailor_lr: float = 1e-3       # inner SGD step size of tailoring
+  # mdnet_symplectic only: width, Å, over which the baseline LJ force is switched
+  # smoothly to zero before r_c (0: truncated, as in models trained before the
+  # switch existed; see symplectic.lj_forces).
+  lj_switch_angstrom: float = 0.0
 
   def to_json(self):
     d = dataclasses.asdict(self)
