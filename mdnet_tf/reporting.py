@@ -112,7 +112,8 @@ def stability_markdown(results):
   """results: {model name: {variant: stability record}} -> Markdown."""
   lines = ["# Roll-out stability (`python launch/stability.py`)\n",
            "| model | variant | simulated | outcome | T mean (min–max) K | E/N start → end "
-           "kcal/mol | rescale infeasible/clipped |", "|---|---|---|---|---|---|---|"]
+           "kcal/mol | drift kcal/mol/atom/ns | rescale infeasible/clipped |",
+           "|---|---|---|---|---|---|---|---|"]
   for name, variants in by_dt(results).items():
     for variant, r in variants.items():
       f = r["failure"]
@@ -120,8 +121,10 @@ def stability_markdown(results):
                  f"FAILED: {f['reason']}" if f else "no failure (budget ended)")
       lo, hi = r["temperature_min_max_K"]
       e0, e1 = r["total_energy_per_atom_start_end"]
+      drift = r.get("energy_drift_kcal_mol_atom_ns")   # records before it was kept: none
       lines.append(f"| {name} | {variant} | {r['simulated_fs'] / 1000:g} ps | {outcome} | "
                    f"{r['temperature_mean_K']:.1f} ({lo:.1f}–{hi:.1f}) | {e0:.4f} → {e1:.4f} | "
+                   f"{'—' if drift is None else f'{drift:+.3g}'} | "
                    f"{r['infeasible_rescales']}/{r['clipped_rescales']} |")
   return "\n".join(lines) + "\n"
 

@@ -138,9 +138,11 @@ def stability(model_path, start, variant, time_fs, out_dir, frame_fs, max_second
             "failure": res.failure._asdict() if res.failure else None,
             "reached_target": res.failure is None and res.steps_done >= steps}
   summary = analysis.thermo_metrics(res.thermo, len(start[0]))
-  for key in ("temperature_mean_K", "temperature_min_max_K", "total_energy_per_atom_start_end",
+  for key in ("temperature_mean_K", "temperature_std_K", "temperature_min_max_K",
+              "total_energy_per_atom_start_end", "energy_drift_kcal_mol_atom_ns",
               "infeasible_rescales", "clipped_rescales", "closest_pair_A"):
-    record[key] = summary[key]
+    if key in summary:
+      record[key] = summary[key]
   return record
 
 

@@ -356,3 +356,22 @@ def test_figure2_results_merge_or_replace_a_models_variants(tmp_path):
       "mdnet_dt16": {"nve": {"v": 5}}}}, replace=True)
   assert replaced["paper"]["models"] == {"mdnet_dt16": {"nve": {"v": 5}},
                                          "mdnet_dt32": {"nve": {"v": 3}}}
+
+
+def test_stability_table_states_the_drift_and_the_outcome():
+  """A record with its energy drift shows it; one written before drift was kept shows —."""
+  from mdnet_tf import reporting  # pylint: disable=import-outside-toplevel
+  base = {"dt_fs": 64.0, "failure": None, "reached_target": True, "simulated_fs": 1e6,
+          "target_fs": 1e6,
+          "num_atoms": 864, "temperature_mean_K": 81.5, "temperature_min_max_K": [75.8, 86.2],
+          "total_energy_per_atom_start_end": [-0.863, -0.8605], "infeasible_rescales": 0,
+          "clipped_rescales": 0}
+  failed = dict(base, dt_fs=128.0, reached_target=False, simulated_fs=95552.0,
+                failure={"reason": "the implicit step did not converge", "step": 1493,
+                         "time_fs": 95552.0})
+  md = reporting.stability_markdown({
+      "mdnet_symplectic_dt64": {"nve": dict(base, energy_drift_kcal_mol_atom_ns=0.0023)},
+      "mdnet_symplectic_dt128": {"nve": failed}})
+  rows = [line for line in md.splitlines() if line.startswith("| mdnet")]
+  assert "| 1000 ps | reached target |" in rows[0] and "| +0.0023 |" in rows[0]
+  assert "FAILED: the implicit step did not converge" in rows[1] and "| — |" in rows[1]
