@@ -40,16 +40,15 @@ class LennardJones(NamedTuple):
 
 
 def _pair_terms(positions, box, indices, lj):
-  """Masked pair displacements, r² and (σ²/r²)³ for a dense neighbor list."""
+  """Pair displacements [N, K, 3], r² [N, K] (1 where masked) and the mask of
+  real pairs within r_c, for a dense neighbor list."""
   num_atoms = tf.shape(positions)[0]
   valid = indices < num_atoms
   neighbor_pos = tf.gather(positions, tf.minimum(indices, num_atoms - 1))
   d = space.displacement(positions[:, None, :], neighbor_pos, box)   # [N, K, 3]
   r2 = tf.reduce_sum(d * d, axis=-1)
   within = valid & (r2 < lj.cutoff ** 2)
-  safe_r2 = tf.where(within, r2, tf.ones_like(r2))
-  s6 = (lj.sigma ** 2 / safe_r2) ** 3
-  return d, safe_r2, s6, within
+  return d, tf.where(within, r2, tf.ones_like(r2)), within
 
 
 def pair_energy(r2, within, lj):
@@ -64,6 +63,14 @@ def pair_energy(r2, within, lj):
   return tf.where(within, 4.0 * lj.epsilon * (s6 * s6 - s6) - offset, tf.zeros_like(r2))
 
 
+def pair_force_over_r(r2, within, lj):
+  """F(r)/r = 24ε(2(σ/r)¹² − (σ/r)⁶)/r² of pairs with squared distances r2 [...]
+  Å² where `within` (else 0), kcal/mol/Å²: the force on i is this times r_i − r_j."""
+  safe_r2 = tf.where(within, r2, tf.ones_like(r2))
+  s6 = (lj.sigma ** 2 / safe_r2) ** 3
+  return tf.where(within, 24.0 * lj.epsilon * (2.0 * s6 * s6 - s6) / safe_r2, tf.zeros_like(r2))
+
+
 def energy_and_forces(positions, box, neighbors, lj):
   """Total energy [], per-atom energy [N] and forces [N, 3] (analytic).
 
@@ -72,12 +79,9 @@ def energy_and_forces(positions, box, neighbors, lj):
   """
   positions = tf.convert_to_tensor(positions)
   box = tf.cast(box, positions.dtype)
-  d, r2, s6, within = _pair_terms(positions, box, neighbors.indices, lj)
-  zero = tf.zeros_like(r2)
+  d, r2, within = _pair_terms(positions, box, neighbors.indices, lj)
   per_atom = 0.5 * tf.reduce_sum(pair_energy(r2, within, lj), axis=1)
-  # F_i = Σ_j 24 ε (2 s6² − s6) / r² · (r_i − r_j)
-  magnitude = tf.where(within, 24.0 * lj.epsilon * (2.0 * s6 * s6 - s6) / r2, zero)
-  forces = tf.reduce_sum(magnitude[..., None] * d, axis=1)
+  forces = tf.reduce_sum(pair_force_over_r(r2, within, lj)[..., None] * d, axis=1)
   return tf.reduce_sum(per_atom), per_atom, forces
 
 
