@@ -265,6 +265,21 @@ def training_seconds_per_step(pairs, config, steps=10, max_pairs=20):
   return seconds, 1.0 / seconds
 
 
+def machine_description():
+  """'<cores> CPU cores (<CPU, vector ISA>), TF <version>' for a results header."""
+  return f"{os.cpu_count()} CPU cores ({cpu_description()}), TF {tf.__version__}"
+
+
+def reference_costs(q, p, box, mass, lj, steps, verlet_stable_dt):
+  """s per step of LAMMPS at 1 fs (1 core and 2 threads) and TF Verlet at its
+  largest stable Δt (steps // 10 steps): the baselines both tables share."""
+  return {"lammps_1fs_serial_s_per_step": lammps_seconds_per_step(q, p, box, mass, lj, steps, 1),
+          "lammps_1fs_2threads_s_per_step": lammps_seconds_per_step(q, p, box, mass, lj, steps, 2),
+          "verlet_stable_dt_fs": verlet_stable_dt,
+          "verlet_stable_s_per_step": verlet_seconds_per_step(q, p, box, verlet_stable_dt, mass,
+                                                              lj, steps // 10)}
+
+
 def table2(data_dir, model_paths, quick, scaling_systems, verlet_stable_dt, measure_served,
            log=print):
   """The paper's Table 2 on this machine, plus scaling, serving and training
@@ -282,7 +297,7 @@ def table2(data_dir, model_paths, quick, scaling_systems, verlet_stable_dt, meas
   repeats = 3 if quick else 7
   q, p, box = states.load_start(data_dir)
   n = len(q)
-  machine = f"{os.cpu_count()} CPU cores ({cpu_description()}), TF {tf.__version__}"
+  machine = machine_description()
   log(f"benchmark: {n} atoms from {data_dir}; {machine}; {'quick' if quick else 'full'} mode")
   r = {"num_atoms": n, "data_dir": data_dir, "machine": machine, "quick": quick,
        "paper_table2_tesla_p4": paper.TABLE2}
@@ -295,12 +310,8 @@ def table2(data_dir, model_paths, quick, scaling_systems, verlet_stable_dt, meas
       + ", ".join(f"{k} {v:.0f}" for k, v in roofline.items()))
 
   steps = 200 if quick else 1000
-  r["lammps_1fs_serial_s_per_step"] = lammps_seconds_per_step(q, p, box, mass, lj, steps, 1)
-  r["lammps_1fs_2threads_s_per_step"] = lammps_seconds_per_step(q, p, box, mass, lj, steps, 2)
+  r.update(reference_costs(q, p, box, mass, lj, steps, verlet_stable_dt))
   r["verlet_1fs_s_per_step"] = verlet_seconds_per_step(q, p, box, 1.0, mass, lj, steps)
-  r["verlet_stable_dt_fs"] = verlet_stable_dt
-  r["verlet_stable_s_per_step"] = verlet_seconds_per_step(q, p, box, verlet_stable_dt, mass, lj,
-                                                          steps // 10)
   log(f"LAMMPS 1 fs: {r['lammps_1fs_serial_s_per_step']:.2e} s (1 core), "
       f"{r['lammps_1fs_2threads_s_per_step']:.2e} s (2 threads); TF Verlet 1 fs "
       f"{r['verlet_1fs_s_per_step']:.2e} s")
@@ -399,15 +410,11 @@ def implicit_cost(data_dir, model_paths, explicit_paths, verlet_stable_dt, quick
   lj = potentials.LennardJones(**manifest["potential"])
   repeats = 3 if quick else 5
   q, p, box = states.load_start(data_dir)
-  machine = f"{os.cpu_count()} CPU cores ({cpu_description()}), TF {tf.__version__}"
+  machine = machine_description()
   log(f"implicit-step cost: {len(q)} atoms from {data_dir}; {machine}")
   steps = 200 if quick else 1000
   r = {"num_atoms": len(q), "data_dir": data_dir, "machine": machine, "quick": quick,
-       "lammps_1fs_serial_s_per_step": lammps_seconds_per_step(q, p, box, mass, lj, steps, 1),
-       "lammps_1fs_2threads_s_per_step": lammps_seconds_per_step(q, p, box, mass, lj, steps, 2),
-       "verlet_stable_dt_fs": verlet_stable_dt,
-       "verlet_stable_s_per_step": verlet_seconds_per_step(q, p, box, verlet_stable_dt, mass,
-                                                           lj, steps // 10),
+       **reference_costs(q, p, box, mass, lj, steps, verlet_stable_dt),
        "symplectic": {}, "mdnet": {}}
   per_ps = {"LAMMPS 1 fs (1 core)": 1000 * r["lammps_1fs_serial_s_per_step"],
             "LAMMPS 1 fs (2 threads)": 1000 * r["lammps_1fs_2threads_s_per_step"],
