@@ -58,6 +58,10 @@ _STARTS = flags.DEFINE_integer("starts_per_trajectory", None, "graph backend: se
                                "pairs use 10).")
 _NOISE = flags.DEFINE_float("noise", 0.0, "graph backend: std of the noise on the start state, "
                             "in units of the one-step target scales.")
+_MOMENTUM_WEIGHT = flags.DEFINE_float(
+    "momentum_weight", 1.0, "Weight of the momentum term of the normalized loss (1 = the "
+    "paper's). A momentum error moves every later position, so above 1 trades one-step "
+    "position accuracy for roll-out accuracy (README, 'Training for roll-outs').")
 _PRESET = flags.DEFINE_enum("preset", "small", sorted(presets.PRESETS),
                             "Dataset preset (generated if --data_dir is missing).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset (default data/<preset>).")
@@ -191,7 +195,8 @@ def main(argv):
   options = training.TrainOptions(
       steps=steps, seed=_SEED.value, learning_rate=_LR.value, decay_rate=_DECAY.value,
       decay_steps=_DECAY_STEPS.value, checkpoint_every=_CKPT_EVERY.value,
-      graph_backend=_BACKEND.value, batch_size=_BATCH.value, noise=_NOISE.value)
+      graph_backend=_BACKEND.value, batch_size=_BATCH.value, noise=_NOISE.value,
+      momentum_weight=_MOMENTUM_WEIGHT.value)
   with strategy.scope() if strategy else contextlib.nullcontext():
     model = models.build(config, seed=_SEED.value)
     trainer = training.Trainer(model, train, validation, options, workdir, strategy)

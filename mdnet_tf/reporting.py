@@ -138,8 +138,9 @@ def error_cost_markdown(r):
            f"{len(r['starts_fs'])} starts; roll-out error after {r['horizon_fs']:g} fs. "
            f"Largest stable Verlet Δt: {r['verlet_largest_stable_dt_fs']} fs. LAMMPS at 1 fs "
            f"(the reference, one core): {r['lammps_1fs_serial_s_per_ps']:.3g} s per ps.", "",
-           "| method | Δt fs | one-step RMSE Å | roll-out RMSE Å | s per simulated ps | "
-           "stability (NVE) |", "|---|---|---|---|---|---|"]
+           "| method | Δt fs | one-step RMSE Å | one-step velocity RMSE Å/fs | "
+           "roll-out RMSE Å | s per simulated ps | stability (NVE) |",
+           "|---|---|---|---|---|---|---|"]
   for name, rows in (("Verlet", by_dt(r["verlet"])),
                      (r.get("learned_label", "MDNet"), by_dt(r["mdnet"]))):
     for dt, v in rows.items():
@@ -149,7 +150,9 @@ def error_cost_markdown(r):
         stab = ("stable" if v["stable"] else f"unstable ({v['note']})") + (
             "" if drift is None else f", drift {drift:.3g} kcal/mol/atom/ns")
       long = "—" if v["rollout_rmse_A"] is None else f"{v['rollout_rmse_A']:.3g}"
-      lines.append(f"| {name} | {dt} | {v['one_step_rmse_A']:.3g} | {long} | "
+      vel = v.get("one_step_velocity_rmse_A_fs")   # absent in records before 2026-12-02
+      vel = "—" if vel is None else f"{vel:.3g}"
+      lines.append(f"| {name} | {dt} | {v['one_step_rmse_A']:.3g} | {vel} | {long} | "
                    f"{v['s_per_ps']:.3g} | {stab} |")
   return "\n".join(lines) + "\n"
 

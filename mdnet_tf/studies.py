@@ -154,11 +154,12 @@ def rmse(a, b):
 
 
 def lammps_truth(q, p, box, times_fs, mass, lj):
-  """LAMMPS 1 fs positions at the requested times (fs): {t: [N, 3]}."""
+  """LAMMPS 1 fs states at the requested times (fs): {t: (positions [N, 3] Å,
+  velocities [N, 3] Å/fs)}."""
   end = int(max(times_fs))
   out = lammps_driver.run_from_state(q, p / mass, box, 1.0, end, record_every=1, lj=lj,
                                      mass=mass)
-  return {t: out["positions"][int(t)] for t in times_fs}
+  return {t: (out["positions"][int(t)], out["velocities"][int(t)]) for t in times_fs}
 
 
 @functools.lru_cache(maxsize=None)
@@ -167,9 +168,10 @@ def _float64_verlet(dt_fs, mass, lj):
   return verlet.VerletSimulator(dt_fs, mass=mass, lj=lj, dtype=np.float64)
 
 
-def verlet_positions(q, p, box, dt_fs, steps, mass, lj):
-  """Positions after `steps` float64 velocity-Verlet steps of dt_fs."""
-  return _float64_verlet(float(dt_fs), float(mass), lj).run(q, p, box, steps).positions[-1]
+def verlet_state(q, p, box, dt_fs, steps, mass, lj):
+  """(positions Å, velocities Å/fs) after `steps` float64 velocity-Verlet steps of dt_fs."""
+  traj = _float64_verlet(float(dt_fs), float(mass), lj).run(q, p, box, steps)
+  return traj.positions[-1], traj.momenta[-1] / mass
 
 
 def learned_roller(prop, steps):
@@ -179,15 +181,15 @@ def learned_roller(prop, steps):
                                                 min_distance_sigma=0.15))
 
 
-def learned_positions(roller, q, p, box):
-  """Positions after the steps of a learned_roller(prop, steps) (its one
-  written interval), or None if the roll-out failed."""
+def learned_state(roller, q, p, box):
+  """(positions Å, velocities Å/fs) after the steps of a learned_roller(prop,
+  steps) (its one written interval), or None if the roll-out failed."""
   with tempfile.TemporaryDirectory() as tmp:
     res = roller.run(q, p, box, roller.settings.write_every, tmp, progress=False)
     if res.failure is not None:
       return None
-    return states.load_frames(os.path.join(tmp, rollout.TRAJECTORY),
-                              roller.propagator.dt_fs).positions[-1]
+    frames = states.load_frames(os.path.join(tmp, rollout.TRAJECTORY), roller.propagator.dt_fs)
+    return frames.positions[-1], frames.momenta[-1] / roller.propagator.mass
 
 
 def verlet_stability(q, p, box, dt_fs, picoseconds, mass, lj, drift_tol):
@@ -203,6 +205,18 @@ def verlet_stability(q, p, box, dt_fs, picoseconds, mass, lj, drift_tol):
   drift, _ = analysis.energy_drift(traj.time_fs, traj.total, len(q))
   stable = abs(drift) < drift_tol
   return stable, drift, float(traj.temperature.max()), "" if stable else "energy drift"
+
+
+def one_step_errors(states_after, truths, dt_fs):
+  """Mean over starts of the one-step position (Å) and velocity (Å/fs) RMSE of
+  (positions, velocities) pairs against the LAMMPS truths at dt_fs; a failed
+  step (None) raises."""
+  if any(x is None for x in states_after):
+    raise errors.MDNetError(f"a single {dt_fs:g} fs step failed from a reference state")
+  return {"one_step_rmse_A": float(np.mean(
+              [rmse(x[0], t[dt_fs][0]) for x, t in zip(states_after, truths)])),
+          "one_step_velocity_rmse_A_fs": float(np.mean(
+              [rmse(x[1], t[dt_fs][1]) for x, t in zip(states_after, truths)]))}
 
 
 def error_cost(data_dir, model_paths, verlet_dts, starts, horizon_fs, stability_ps, drift_tol):
@@ -227,9 +241,9 @@ def error_cost(data_dir, model_paths, verlet_dts, starts, horizon_fs, stability_
   q0, p0, box = starts[0]
   for dt in tqdm.tqdm(verlet_dts, desc="Verlet"):
     steps = int(round(horizon_fs / dt))
-    one = [rmse(verlet_positions(*s, dt, 1, mass, lj), t[dt]) for s, t in zip(starts, truths)]
+    one = one_step_errors([verlet_state(*s, dt, 1, mass, lj) for s in starts], truths, dt)
     try:
-      long = [rmse(verlet_positions(*s, dt, steps, mass, lj), t[horizon_fs])
+      long = [rmse(verlet_state(*s, dt, steps, mass, lj)[0], t[horizon_fs][0])
               for s, t in zip(starts, truths)]
     except errors.MDNetError:
       long = None
@@ -238,22 +252,20 @@ def error_cost(data_dir, model_paths, verlet_dts, starts, horizon_fs, stability_
     n = min(1000, int(20000 / dt))     # ≤ 20 ps, so even the unstable Δt do not blow up
     cost = benchmarking.verlet_seconds_per_step(q0, p0, box, dt, mass, lj, n, repeats=5)
     result["verlet"][f"{dt:g}"] = {
-        "one_step_rmse_A": float(np.mean(one)),
-        "rollout_rmse_A": None if long is None else float(np.mean(long)),
+        **one, "rollout_rmse_A": None if long is None else float(np.mean(long)),
         "stable": stable, "drift_kcal_mol_atom_ns": drift, "max_temperature_K": t_max,
         "note": note, "s_per_step": cost, "s_per_ps": cost * 1000 / dt}
   for dt in tqdm.tqdm(mdts, desc="MDNet"):
     prop = propagators.from_path(model_paths[dt])
     steps = int(round(horizon_fs / dt))
     one_step, long_run = learned_roller(prop, 1), learned_roller(prop, steps)
-    one = [rmse(learned_positions(one_step, *s), t[dt]) for s, t in zip(starts, truths)]
-    longs = [learned_positions(long_run, *s) for s in starts]
+    one = one_step_errors([learned_state(one_step, *s) for s in starts], truths, dt)
+    longs = [learned_state(long_run, *s) for s in starts]
     long = None if any(x is None for x in longs) else float(np.mean(
-        [rmse(x, t[horizon_fs]) for x, t in zip(longs, truths)]))
+        [rmse(x[0], t[horizon_fs][0]) for x, t in zip(longs, truths)]))
     model, _ = model_io.restore(model_paths[dt])
     cost = benchmarking.ModelTimer(model, q0, p0, box).time_steps(10, 3)
-    result["mdnet"][f"{dt:g}"] = {"one_step_rmse_A": float(np.mean(one)),
-                                  "rollout_rmse_A": long, "s_per_step": cost,
+    result["mdnet"][f"{dt:g}"] = {**one, "rollout_rmse_A": long, "s_per_step": cost,
                                   "s_per_ps": cost * 1000 / dt}
   lmp = benchmarking.lammps_seconds_per_step(q0, p0, box, mass, lj, 2000, threads=1)
   result["lammps_1fs_serial_s_per_ps"] = lmp * 1000

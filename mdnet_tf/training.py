@@ -106,6 +106,7 @@ class TrainOptions:
   validate_every: Optional[int] = None    # default: once per epoch
   batch_size: int = 1                     # global batch (paper: 1)
   noise: float = 0.0                      # 'graph': start-state noise, units of (s_q, s_p)
+  momentum_weight: float = 1.0            # weight of the momentum term (1 = the paper's loss)
 
 
 class Trainer:
@@ -194,7 +195,8 @@ class Trainer:
       for k in range(q.shape[0]):      # static: unrolled under XLA
         g = graphs[k] if graphs is not None else graph_lib.Graph(*[x[k] for x in graph])
         dq_pred, dp_pred = models.forward(self.model, q[k], p[k], box[k], g, self._ops)
-        terms = loss_terms(self.model.config, dq_pred, dp_pred, dq[k], dp[k])
+        terms = loss_terms(self.model.config, dq_pred, dp_pred, dq[k], dp[k],
+                           self.options.momentum_weight)
         total = [a + scale * b for a, b in zip(total, terms)]
     return total, tape.gradient(total[0], variables)
 
@@ -208,10 +210,12 @@ class Trainer:
       for k in range(q.shape[0]):
         seed = tf.stack([tf.cast(step, tf.int32), tf.constant(k)])
         if self.symplectic:
-          terms = symplectic.loss_terms(self.model, q[k], p[k], dq[k][0], dp[k][0], box[k])
+          terms = symplectic.loss_terms(self.model, q[k], p[k], dq[k][0], dp[k][0], box[k],
+                                        self.options.momentum_weight)
         else:
           terms = multistep.unrolled_terms(forward, self.model.config, q[k], p[k], box[k],
-                                           dq[k], dp[k], self.options.noise, seed)
+                                           dq[k], dp[k], self.options.noise, seed,
+                                           self.options.momentum_weight)
         total = [a + scale * b for a, b in zip(total, terms)]
     # ZERO: a variable that cannot move the loss (the generating function's
     # additive constant) gets a zero gradient, not None.
@@ -277,7 +281,7 @@ class Trainer:
   def validate(self, data=None):
     """Mean loss and RMSEs (positions Å, velocities Å/fs) over a prepared split."""
     data = self.validation if data is None else data
-    return evaluate(self._eval_fn, data, self.model.config)
+    return evaluate(self._eval_fn, data, self.model.config, self.options.momentum_weight)
 
   def fit(self, progress=True, stop_after=None):
     """Trains until options.steps (or `stop_after` more steps); returns a summary."""
@@ -345,7 +349,7 @@ def _task_id(strategy):
   return 0 if resolver is None else resolver.task_id
 
 
-def evaluate(predict_fn, data, config):
+def evaluate(predict_fn, data, config, momentum_weight=1.0):
   """Loss and one-step RMSEs of a prediction function over a Prepared split.
 
   RMSEs are computed on displacements Δq (exact in float64 before the cast),
@@ -360,7 +364,7 @@ def evaluate(predict_fn, data, config):
     dq_pred, dp_pred, *solved = predict_fn(q, p, box, graph)
     if solved:
       unconverged = (unconverged or 0) + int(not bool(solved[0]))
-    loss += float(loss_terms(config, dq_pred, dp_pred, dq, dp)[0])
+    loss += float(loss_terms(config, dq_pred, dp_pred, dq, dp, momentum_weight)[0])
     sq_q += float(tf.reduce_mean(tf.square(dq_pred - dq)))
     sq_v += float(tf.reduce_mean(tf.square((dp_pred - dp) / config.mass_amu)))
   n = max(len(data), 1)

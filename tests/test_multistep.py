@@ -69,6 +69,27 @@ def test_one_step_is_the_papers_loss_exactly(smoke_dir):
                              float(got[0]), rtol=1e-4)
 
 
+def test_momentum_weight_scales_only_the_momentum_term(smoke_dir):
+  """loss = position term + w · momentum term, in the unrolled loss (k = 2) and
+  in the trainer's validation loss; the two terms themselves do not change."""
+  _, config = smoke_config(smoke_dir)
+  model = models.build(config, seed=2)
+  seqs = multistep.prepare(dataset.load_sequences(smoke_dir, "train", 16, 2,
+                                                  starts_per_trajectory=1))
+  args = [x[0] for x in seqs]
+  one = [float(x) for x in multistep.unrolled_terms(_forward(model), config, *args)]
+  seven = [float(x) for x in multistep.unrolled_terms(_forward(model), config, *args,
+                                                      momentum_weight=7.0)]
+  assert one[1:] == seven[1:] and one[2] > 0
+  np.testing.assert_allclose(seven[0], one[1] + 7.0 * one[2], rtol=1e-6)
+  val = training.prepare(dataset.load_pairs(smoke_dir, "validation", 16), 7.0)
+  predict = lambda q, p, box, graph: models.forward(model, q, p, box, graph, segment_ops)
+  plain = training.evaluate(predict, val, config)
+  weighted = training.evaluate(predict, val, config, momentum_weight=7.0)
+  assert weighted["rmse_velocities"] == plain["rmse_velocities"]
+  assert weighted["loss"] > 1.5 * plain["loss"]
+
+
 def test_gradient_through_the_unroll_matches_finite_differences(smoke_dir):
   _, config = smoke_config(smoke_dir)
   model = models.build(config, seed=3)

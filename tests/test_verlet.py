@@ -8,6 +8,7 @@ from mdnet_tf import errors
 from mdnet_tf import integrate
 from mdnet_tf import partition
 from mdnet_tf import potentials
+from mdnet_tf import studies
 from mdnet_tf import units
 from mdnet_tf import verlet
 from mdnet_tf.data import lammps_driver
@@ -104,3 +105,22 @@ def test_blow_up_and_bad_input_are_clear_errors(liquid_frame):
     verlet.VerletSimulator(1.0, mass=MASS, lj=LJ).run(q, f.velocities * MASS, f.box, 5)
   with pytest.raises(errors.InputError, match="box edge"):
     verlet.VerletSimulator(1.0, mass=MASS, lj=LJ).run(f.positions, f.velocities * MASS, [15.0, 30, 30], 5)
+
+
+def test_error_cost_one_step_errors_against_lammps(liquid_frame):
+  """The error-against-cost study's one-step errors (positions Å, velocities
+  Å/fs): float64 Verlet at 1 fs is LAMMPS to round-off, and at 16 fs its
+  velocity error is what a second-order step leaves (~1e-6 Å/fs here, far above
+  round-off), so a unit slip in either path (p vs v) would show."""
+  f = liquid_frame
+  p = f.velocities * MASS
+  truth = [studies.lammps_truth(f.positions, p, f.box, [1, 16], MASS, LJ)]
+  exact = studies.one_step_errors([studies.verlet_state(f.positions, p, f.box, 1, 1, MASS, LJ)],
+                                  truth, 1)
+  assert exact["one_step_rmse_A"] < 1e-10 and exact["one_step_velocity_rmse_A_fs"] < 1e-12
+  coarse = studies.one_step_errors(
+      [studies.verlet_state(f.positions, p, f.box, 16, 1, MASS, LJ)], truth, 16)
+  assert 1e-5 < coarse["one_step_rmse_A"] < 1e-3
+  assert 1e-8 < coarse["one_step_velocity_rmse_A_fs"] < 1e-5
+  with pytest.raises(errors.MDNetError, match="failed"):
+    studies.one_step_errors([None], truth, 16)

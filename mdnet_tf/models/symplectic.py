@@ -207,18 +207,19 @@ def teacher_forced(model, q, p, dq, dp, box):
   return model.flow(qbar, pbar, box, i, j)
 
 
-def loss_terms(model, q, p, dq, dp, box):
+def loss_terms(model, q, p, dq, dp, box, momentum_weight=1.0):
   """(loss, position term, momentum term) of one true pair (no solve).
 
   MDNet's normalized MSE: the predicted (∂S/∂p̄, −∂S/∂q̄) at the true midpoints
   against the true (Δq, Δp) (given as displacements, exact before any cast),
-  each over its training-set scale (s_q, s_p).
+  each over its training-set scale (s_q, s_p); loss = position term +
+  momentum_weight · momentum term (multistep.loss_terms).
   """
   dq_pred, dp_pred = teacher_forced(model, q, p, dq, dp, box)
   s_q, s_p = model.scales
   lq = tf.reduce_mean(tf.square((dq_pred - dq) / s_q))
   lp = tf.reduce_mean(tf.square((dp_pred - dp) / s_p))
-  return lq + lp, lq, lp
+  return lq + momentum_weight * lp, lq, lp
 
 
 # Pairs for the solve: one search per step within r_c + SKIN of the start
