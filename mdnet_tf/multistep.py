@@ -16,9 +16,10 @@ is exactly training.loss_terms of one step. w_p (momentum_weight, 1 = the
 paper's) weights the momentum term: a momentum error δp moves every later
 position by δp/m · Δt per step, so after n steps it costs about
 δp/m · Δt · n^1.5/√3 of position error against δq · √n for a position error;
-at 16–64 fs the roll-out error after 768 fs is the momentum term's. Optional input noise (learned
-simulators) adds Gaussian noise of std `noise` × (s_q, s_p) to the start state;
-the targets stay the true trajectory, so the model learns to pull back.
+at 16–64 fs the roll-out error after 768 fs is the momentum term's.
+Optional input noise (learned simulators) adds Gaussian noise of std
+`noise` × (s_q, s_p) to the start state; the targets stay the true
+trajectory, so the model learns to pull back.
 
 Runs in graph mode (dynamic edge counts); shapes: q, p [N, 3] float32,
 targets [k, N, 3] float32, box [3] Å.
