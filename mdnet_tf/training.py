@@ -210,8 +210,9 @@ class Trainer:
       for k in range(q.shape[0]):
         seed = tf.stack([tf.cast(step, tf.int32), tf.constant(k)])
         if self.symplectic:
-          terms = symplectic.loss_terms(self.model, q[k], p[k], dq[k][0], dp[k][0], box[k],
-                                        self.options.momentum_weight)
+          flow = symplectic.teacher_forced(self.model, q[k], p[k], dq[k][0], dp[k][0], box[k])
+          terms = loss_terms(self.model.config, *flow, dq[k][0], dp[k][0],
+                             self.options.momentum_weight)
         else:
           terms = multistep.unrolled_terms(forward, self.model.config, q[k], p[k], box[k],
                                            dq[k], dp[k], self.options.noise, seed,

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from conftest import brute_force_neighbors
 from mdnet_tf import errors
+from mdnet_tf import multistep
 from mdnet_tf import potentials
 from mdnet_tf import space
 from mdnet_tf import propagators
@@ -110,6 +111,13 @@ def test_solved_step_is_time_reversible(exact):
   np.testing.assert_allclose(-back.momenta.numpy(), p.numpy(), atol=1e-10)
 
 
+def _loss(model, q, p, dq, dp, box):
+  """The trainer's loss of one true pair: MDNet's normalized MSE of the
+  teacher-forced flow (no solve)."""
+  flow = symplectic.teacher_forced(model, q, p, dq, dp, box)
+  return multistep.loss_terms(model.config, *flow, dq, dp)[0]
+
+
 def _jacobian(step, x0, h):
   """Central finite-difference Jacobian of step: R^n -> R^n at x0 (float64)."""
   cols = []
@@ -168,7 +176,7 @@ def test_training_gradient_through_the_inner_derivatives_matches_finite_differen
   p1 = p + tf.constant(rng.normal(0.0, 0.02, p.shape))
 
   def loss():
-    return symplectic.loss_terms(model, q, p, q1 - q, p1 - p, box)[0]
+    return _loss(model, q, p, q1 - q, p1 - p, box)
 
   with tf.GradientTape() as tape:
     value = loss()
@@ -200,7 +208,7 @@ def test_trainer_fits_the_generating_function_and_validates_with_the_solve(smoke
   """The Trainer path of --model=mdnet_symplectic: the no-solve loss falls, the
   validation solves the step (its RMSE is the solved one, not teacher-forced),
   and multi-step or noisy training is refused."""
-  from mdnet_tf import models, multistep, training  # pylint: disable=import-outside-toplevel
+  from mdnet_tf import models, training  # pylint: disable=import-outside-toplevel
   from mdnet_tf.data import dataset  # pylint: disable=import-outside-toplevel
   pairs = dataset.load_pairs(smoke_dir, "train", 64)
   config = mdnet.MDNetConfig(dt_fs=64.0, model=symplectic.FAMILY,
@@ -213,9 +221,9 @@ def test_trainer_fits_the_generating_function_and_validates_with_the_solve(smoke
   trainer = training.Trainer(models.build(config), seqs, validation, options, str(tmp_path))
 
   def mean_loss():
-    return np.mean([float(symplectic.loss_terms(trainer.model, seqs.positions[k],
-                                                seqs.momenta[k], seqs.dq[k][0], seqs.dp[k][0],
-                                                seqs.box[k])[0]) for k in range(len(seqs))])
+    return np.mean([float(_loss(trainer.model, seqs.positions[k], seqs.momenta[k],
+                                seqs.dq[k][0], seqs.dp[k][0], seqs.box[k]))
+                    for k in range(len(seqs))])
 
   before = mean_loss()
   trainer.fit(progress=False)

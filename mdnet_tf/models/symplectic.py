@@ -201,25 +201,11 @@ def midpoint_pairs(qbar, box, cutoff):
 
 def teacher_forced(model, q, p, dq, dp, box):
   """(∂S/∂p̄, −∂S/∂q̄) at the true midpoints q + Δq/2, p + Δp/2 of a pair whose
-  displacements (Δq, Δp) are known (no solve)."""
+  displacements (Δq, Δp) are known (no solve): the training prediction, scored
+  against (Δq, Δp) by MDNet's loss (multistep.loss_terms)."""
   qbar, pbar = q + 0.5 * dq, p + 0.5 * dp
   i, j = midpoint_pairs(qbar, box, model.config.cutoff_angstrom)
   return model.flow(qbar, pbar, box, i, j)
-
-
-def loss_terms(model, q, p, dq, dp, box, momentum_weight=1.0):
-  """(loss, position term, momentum term) of one true pair (no solve).
-
-  MDNet's normalized MSE: the predicted (∂S/∂p̄, −∂S/∂q̄) at the true midpoints
-  against the true (Δq, Δp) (given as displacements, exact before any cast),
-  each over its training-set scale (s_q, s_p); loss = position term +
-  momentum_weight · momentum term (multistep.loss_terms).
-  """
-  dq_pred, dp_pred = teacher_forced(model, q, p, dq, dp, box)
-  s_q, s_p = model.scales
-  lq = tf.reduce_mean(tf.square((dq_pred - dq) / s_q))
-  lp = tf.reduce_mean(tf.square((dp_pred - dp) / s_p))
-  return lq + momentum_weight * lp, lq, lp
 
 
 # Pairs for the solve: one search per step within r_c + SKIN of the start
