@@ -47,6 +47,10 @@ _LJ_SWITCH = flags.DEFINE_float(
     "lj_switch", None, "mdnet_symplectic: width, Å, over which the baseline LJ force is "
     f"switched to zero before r_c (default {symplectic.LJ_SWITCH:g} for a new run; an "
     "--init_from run keeps its model's value unless this is given; 0: truncated).")
+_DENSITY = flags.DEFINE_integer(
+    "density_channels", None, "mdnet_symplectic: radial channels of δS's many-body term "
+    "(default 0 for a new run: pair and kinetic terms only; an --init_from run keeps its "
+    "model's value unless this is given, and adding channels starts them at zero).")
 _BACKEND = flags.DEFINE_enum("graph_backend", "dgl", ["dgl", "xla", "graph"],
                              "Message passing: DGL (eager, the paper's stack), TF-native "
                              "segment ops compiled with XLA, or compact graphs in graph mode "
@@ -116,6 +120,18 @@ def _strategy():
   return tf.distribute.MirroredStrategy(devices)
 
 
+def _symplectic_overrides():
+  """The config fields given by --lj_switch / --density_channels (checked)."""
+  given = {"lj_switch_angstrom": _LJ_SWITCH.value, "density_channels": _DENSITY.value}
+  given = {k: v for k, v in given.items() if v is not None}
+  if given and _MODEL.value != symplectic.FAMILY:
+    raise app.UsageError(f"--lj_switch and --density_channels set --model="
+                         f"{symplectic.FAMILY}'s δS, not --model={_MODEL.value}'s")
+  if any(v < 0 for v in given.values()):
+    raise app.UsageError(f"--lj_switch and --density_channels are ≥ 0, got {given}")
+  return given
+
+
 def _init_config(manifest):
   """The config of --init_from, checked against the flags and the dataset."""
   config = io.read_config(_INIT_FROM.value)
@@ -152,21 +168,17 @@ def main(argv):
   train_pairs = dataset.load_pairs(data_dir, "train", _DT.value)
   val_pairs = dataset.load_pairs(data_dir, "validation", _DT.value)
   config_path = os.path.join(workdir, "model_config.json")
-  switch = _LJ_SWITCH.value
-  if switch is not None and (_MODEL.value != symplectic.FAMILY or switch < 0):
-    raise app.UsageError(f"--lj_switch is a width ≥ 0 Å of --model={symplectic.FAMILY}'s "
-                         f"baseline force, got {switch} for --model={_MODEL.value}")
+  overrides = _symplectic_overrides()
   if os.path.exists(config_path):   # resuming: the stored statistics are authoritative
     with open(config_path) as f:
       config = mdnet.MDNetConfig.from_json(json.load(f))
     config.check_dt(_DT.value)
-    if switch is not None and switch != config.lj_switch_angstrom:
-      raise app.UsageError(f"{workdir} was started with --lj_switch="
-                           f"{config.lj_switch_angstrom:g}; a resumed run cannot change it")
+    for field, value in overrides.items():
+      if value != getattr(config, field):
+        raise app.UsageError(f"{workdir} was started with {field}="
+                             f"{getattr(config, field):g}; a resumed run cannot change it")
   elif _INIT_FROM.value:
-    config = _init_config(manifest)
-    if switch is not None:
-      config = dataclasses.replace(config, lj_switch_angstrom=switch)
+    config = dataclasses.replace(_init_config(manifest), **overrides)
   else:
     stats = normalization.NormStats.from_pairs(train_pairs, manifest["mass_amu"],
                                                manifest["potential"]["cutoff"])
@@ -176,9 +188,8 @@ def main(argv):
                                mass_amu=manifest["mass_amu"], lj_epsilon=potential["epsilon"],
                                lj_sigma=potential["sigma"], model=_MODEL.value,
                                tailor=_TAILOR.value, tailor_lr=_TAILOR_LR.value,
-                               lj_switch_angstrom=(symplectic.LJ_SWITCH if switch is None
-                                                   else switch)
-                               if _MODEL.value == symplectic.FAMILY else 0.0)
+                               **{"lj_switch_angstrom": symplectic.LJ_SWITCH
+                                  if _MODEL.value == symplectic.FAMILY else 0.0, **overrides})
   if _BACKEND.value == "graph":
     sequences = dataset.load_sequences(data_dir, "train", _DT.value, _ROLLOUT_STEPS.value,
                                        _STARTS.value, _SEED.value)

@@ -38,12 +38,13 @@ def exact():
     yield
 
 
-def _model(dt_fs=64.0, random_correction=True, seed=0):
-  config = mdnet.MDNetConfig(dt_fs=dt_fs, stats=STATS, model=symplectic.FAMILY)
+def _model(dt_fs=64.0, random_correction=True, seed=0, density=0):
+  config = mdnet.MDNetConfig(dt_fs=dt_fs, stats=STATS, model=symplectic.FAMILY,
+                             density_channels=density)
   model = symplectic.GeneratingFunction(config, hidden=(16, 16), seed=seed)
   if random_correction:   # a trained-looking δS ≠ 0
     rng = np.random.default_rng(seed)
-    for net in (model.pair_net, model.atom_net):
+    for net in model.nets:
       net.weights[-1].assign(rng.normal(0.0, 0.5, net.weights[-1].shape).astype(np.float32))
   return model
 
@@ -66,8 +67,9 @@ def _flow(model, q, p, box):
   return [x.numpy() for x in model.flow(q, p, box, i, j)]
 
 
-def test_flow_conserves_momentum_and_is_invariant_and_even_in_momenta(exact):
-  model = _model()
+@pytest.mark.parametrize("density", [0, 4])   # without / with the many-body term
+def test_flow_conserves_momentum_and_is_invariant_and_even_in_momenta(exact, density):
+  model = _model(density=density)
   q, p, box = _tiny_state()
   dq, dp = _flow(model, q, p, box)
   assert np.abs(dp).max() > 1e-4                                  # the correction acts
@@ -101,14 +103,41 @@ def test_zero_correction_is_the_implicit_midpoint_rule_with_the_lj_force(exact):
                              atol=1e-11)
 
 
-def test_solved_step_is_time_reversible(exact):
-  model = _model()
+@pytest.mark.parametrize("density", [0, 4])   # without / with the many-body term
+def test_solved_step_is_time_reversible(exact, density):
+  model = _model(density=density)
   q, p, box = _tiny_state(2)
   fwd = symplectic.solve(model, q, p, box, symplectic.Solver(1e-13, 200))
   back = symplectic.solve(model, fwd.positions, -fwd.momenta, box, symplectic.Solver(1e-13, 200))
   assert bool(fwd.converged) and bool(back.converged)
   np.testing.assert_allclose(back.positions.numpy(), q.numpy(), atol=1e-10)
   np.testing.assert_allclose(-back.momenta.numpy(), p.numpy(), atol=1e-10)
+
+
+def test_a_fine_tune_with_the_many_body_term_starts_at_the_pair_model(exact, tmp_path):
+  """A model with density channels restored (as --init_from does) from a
+  checkpoint of one without has the same flow: χ starts at zero; its features
+  are finite and O(1) on a dense state; and its gradient reaches χ's weights."""
+  from mdnet_tf.models import io as model_io  # pylint: disable=import-outside-toplevel
+  old = _model(seed=3)
+  tf.train.Checkpoint(model=old).write(str(tmp_path / "best" / "ckpt"))
+  with open(tmp_path / "best" / "checkpoint", "w") as f:
+    f.write('model_checkpoint_path: "ckpt"\n')
+  new = symplectic.GeneratingFunction(
+      dataclasses.replace(old.config, density_channels=4), hidden=(16, 16), seed=9)
+  model_io.restore_weights(new, str(tmp_path))
+  q, p, box = _tiny_state(5)
+  for a, b in zip(_flow(new, q, p, box), _flow(old, q, p, box)):
+    np.testing.assert_array_equal(a, b)
+  i, j = symplectic.midpoint_pairs(q, box, 7.0)
+  d = space.minimum_image(tf.gather(q, i) - tf.gather(q, j), box)
+  r = tf.sqrt(tf.reduce_sum(d * d, axis=-1))
+  z = new.environment(r, tf.zeros([len(r), 2], tf.float64), tf.ones_like(r), i, j, q.shape[0])
+  assert z.shape == (q.shape[0], 6) and np.all(np.abs(z.numpy()) < 10.0)
+  with tf.GradientTape() as tape:
+    loss = _loss(new, q, p, 0.01 * tf.ones_like(q), 0.01 * tf.ones_like(p), box)
+  grad = tape.gradient(loss, new.density_net.weights[-1])      # χ's (zero) last layer
+  assert float(tf.reduce_max(tf.abs(grad))) > 0.0
 
 
 def _loss(model, q, p, dq, dp, box):
@@ -135,8 +164,9 @@ def _symplectic_error(jac, n):
   return np.abs(jac.T @ j @ jac - j).max()
 
 
-def test_solved_step_is_symplectic_and_an_explicit_map_is_not(exact):
-  model = _model()
+@pytest.mark.parametrize("density", [0, 4])   # without / with the many-body term
+def test_solved_step_is_symplectic_and_an_explicit_map_is_not(exact, density):
+  model = _model(density=density)
   q, p, box = _tiny_state(3, n=4)
   n = q.shape[0] * 3
   # Coordinates scaled so that positions (Å) and momenta (s_p) are O(1) alike;
@@ -166,10 +196,11 @@ def test_solved_step_is_symplectic_and_an_explicit_map_is_not(exact):
       assert error > 1e-3, error
 
 
-def test_training_gradient_through_the_inner_derivatives_matches_finite_differences(exact):
+@pytest.mark.parametrize("density", [0, 4])   # without / with the many-body term
+def test_training_gradient_through_the_inner_derivatives_matches_finite_differences(exact, density):
   """The loss of the midpoint flow (no solve) differentiated w.r.t. the weights
   with nested tapes, against central differences of the loss (float64)."""
-  model = _model()
+  model = _model(density=density)
   q, p, box = _tiny_state(4)
   rng = np.random.default_rng(4)
   q1 = q + tf.constant(rng.normal(0.0, 0.05, q.shape))      # a "true" next state
@@ -200,7 +231,7 @@ def test_training_gradient_through_the_inner_derivatives_matches_finite_differen
     numeric = (values[0] - values[1]) / (2 * h)
     assert float(grad[index]) == pytest.approx(numeric, rel=2e-3, abs=1e-9), var.name
     checked += 1
-  assert checked == 6
+  assert checked == 3 * len(model.nets)
 
 
 def test_trainer_fits_the_generating_function_and_validates_with_the_solve(smoke_dir,
@@ -279,11 +310,11 @@ def test_export_serves_the_solved_step(smoke_dir, tmp_path):
   from mdnet_tf import exporting, models, training  # pylint: disable=import-outside-toplevel
   from mdnet_tf.data import dataset  # pylint: disable=import-outside-toplevel
   pairs = dataset.load_pairs(smoke_dir, "train", 64)
-  config = mdnet.MDNetConfig(dt_fs=64.0, model=symplectic.FAMILY,
+  config = mdnet.MDNetConfig(dt_fs=64.0, model=symplectic.FAMILY, density_channels=3,
                              stats=normalization.NormStats.from_pairs(pairs, 39.948, 7.0))
-  model = models.build(config)
+  model = models.build(config)     # with the many-body term: the export must carry χ too
   rng = np.random.default_rng(7)
-  for net in (model.pair_net, model.atom_net):     # a correction that acts
+  for net in model.nets:                           # a correction that acts
     net.weights[-1].assign(rng.normal(0.0, 0.3, net.weights[-1].shape).astype(np.float32))
   workdir = str(tmp_path / "run")
   tf.train.Checkpoint(model=model).write(os.path.join(workdir, "checkpoints", "ckpt"))
@@ -315,7 +346,7 @@ def test_a_diverged_solve_stops_the_loop_with_its_reason(exact):
   last good state with the solver's failure code (the pair search never sees
   the non-finite positions)."""
   model = _model()
-  for net in (model.pair_net, model.atom_net):      # a correction far too strong to solve
+  for net in model.nets:                            # a correction far too strong to solve
     net.weights[-1].assign(net.weights[-1] * 1e4)
   q, p, box = _tiny_state(6)
   prop = propagators.symplectic_propagator(model, symplectic.Solver(1e-6, 30))

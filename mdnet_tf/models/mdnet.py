@@ -71,6 +71,10 @@ class MDNetConfig:
   # smoothly to zero before r_c (0: truncated, as in models trained before the
   # switch existed; see symplectic.lj_forces).
   lj_switch_angstrom: float = 0.0
+  # mdnet_symplectic only: radial channels of δS's many-body (embedded-atom)
+  # term (0: pair and kinetic terms only, as in models trained before it
+  # existed; see symplectic.GeneratingFunction.environment).
+  density_channels: int = 0
 
   def to_json(self):
     d = dataclasses.asdict(self)
