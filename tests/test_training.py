@@ -121,3 +121,20 @@ def test_mirrored_strategy_on_two_logical_cpus_equals_one_device(smoke_dir, tmp_
   np.testing.assert_allclose(result["mirrored"][0], result["single"][0], rtol=1e-4)
   for a, b in zip(result["mirrored"][1], result["single"][1]):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_train_py_symplectic_flags_are_stored_and_a_resume_cannot_change_them(smoke_dir,
+                                                                             tmp_path):
+  """--model=mdnet_symplectic --density_channels=2: the run's config carries the
+  many-body channels and the default switched baseline; resuming the run with
+  other channels is refused with a message, not silently ignored."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), "--dt=64",
+         "--model=mdnet_symplectic", "--graph_backend=graph", f"--data_dir={smoke_dir}",
+         f"--workdir={tmp_path}", "--steps=2", "--checkpoint_every=2", "--seed=0"]
+  subprocess.run(cmd + ["--density_channels=2"], check=True, env=env, capture_output=True)
+  config = dataset.read_json(os.path.join(tmp_path, "model_config.json"))
+  assert (config["density_channels"], config["lj_switch_angstrom"]) == (2, 0.5)
+  out = subprocess.run(cmd + ["--density_channels=3", "--steps=4"], env=env,
+                       capture_output=True, text=True)
+  assert out.returncode != 0 and "density_channels=2" in out.stderr, out.stderr[-500:]
