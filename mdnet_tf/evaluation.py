@@ -58,3 +58,52 @@ def model_rmse(model, pairs, precision="float32"):
   predict = tf.function(forward, jit_compile=True)
   metrics = training.evaluate(predict, data, model.config)
   return metrics["rmse_positions"], metrics["rmse_velocities"]
+
+
+# Bins of cos(p, p′), the cosine between an atom's momentum before and after the
+# step: below 0 the step reverses the atom's motion (a collision completed
+# within Δt), above 0.9 it barely bends it.
+REVERSAL_BINS = (-1.0, -0.5, 0.0, 0.5, 0.9, 1.0)
+
+
+def momentum_predictions(model, pairs, solved=False):
+  """Predicted Δp [P, N, 3] g/mol·Å/fs of each pair's start state: MDNet's
+  forward pass, or a symplectic model's flow at the true midpoints (what its
+  training fits; solved=True: the solved step, what roll-outs use)."""
+  model.config.check_dt(pairs.dt_fs)
+  data = training.prepare(pairs, model.config.cutoff_angstrom)
+  out = []
+  for k in range(len(data)):
+    q, p, box, graph, dq, dp = data.pair(k)
+    if model.config.model != symplectic.FAMILY:
+      dp_pred = models.forward(model, q, p, box, graph, segment_ops)[1]
+    elif solved:
+      dp_pred = symplectic.predict(model, q, p, box)[1]
+    else:
+      dp_pred = symplectic.teacher_forced(model, q, p, dq, dp, box)[1]
+    out.append(dp_pred.numpy())
+  return np.stack(out)
+
+
+def momentum_error_anatomy(dp_predicted, pairs, bins=REVERSAL_BINS):
+  """Where a one-step momentum error sits, binned by cos(p, p′) of each atom.
+
+  dp_predicted: [P, N, 3] predicted Δp of pairs (FramePairs).
+  Returns one dict per bin [lo, hi): fraction of atoms, the RMS of the atoms'
+  error norms |δΔp| over the RMS of all atoms', and the bin's share of the
+  summed squared error (shares add to 1).
+  """
+  p0 = pairs.momenta.reshape(-1, 3).astype(np.float64)
+  p1 = pairs.next_momenta.reshape(-1, 3).astype(np.float64)
+  err = np.linalg.norm(dp_predicted.reshape(-1, 3) - (p1 - p0), axis=1)
+  cos = np.clip(np.sum(p0 * p1, axis=1)
+                / (np.linalg.norm(p0, axis=1) * np.linalg.norm(p1, axis=1)), -1.0, 1.0)
+  total, rms = np.sum(err ** 2), np.sqrt(np.mean(err ** 2))
+  rows = []
+  for lo, hi in zip(bins[:-1], bins[1:]):
+    sel = (cos >= lo) & ((cos < hi) if hi < bins[-1] else (cos <= hi))
+    rows.append({"lo": lo, "hi": hi, "atoms": float(np.mean(sel)),
+                 "rms_ratio": float(np.sqrt(np.mean(err[sel] ** 2)) / rms) if sel.any()
+                 else float("nan"),
+                 "mse_share": float(np.sum(err[sel] ** 2) / total)})
+  return rows
