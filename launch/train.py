@@ -180,6 +180,8 @@ def main(argv):
   elif _INIT_FROM.value:
     config = dataclasses.replace(_init_config(manifest), **overrides)
   else:
+    new_run_defaults = ({"lj_switch_angstrom": symplectic.LJ_SWITCH}
+                        if _MODEL.value == symplectic.FAMILY else {})
     stats = normalization.NormStats.from_pairs(train_pairs, manifest["mass_amu"],
                                                manifest["potential"]["cutoff"])
     potential = manifest["potential"]
@@ -188,8 +190,7 @@ def main(argv):
                                mass_amu=manifest["mass_amu"], lj_epsilon=potential["epsilon"],
                                lj_sigma=potential["sigma"], model=_MODEL.value,
                                tailor=_TAILOR.value, tailor_lr=_TAILOR_LR.value,
-                               **{"lj_switch_angstrom": symplectic.LJ_SWITCH
-                                  if _MODEL.value == symplectic.FAMILY else 0.0, **overrides})
+                               **{**new_run_defaults, **overrides})
   if _BACKEND.value == "graph":
     sequences = dataset.load_sequences(data_dir, "train", _DT.value, _ROLLOUT_STEPS.value,
                                        _STARTS.value, _SEED.value)
