@@ -42,8 +42,8 @@ def main(argv):
   for path in _MODELS.value:
     model, _ = model_io.restore(path)
     predicted = evaluation.momentum_predictions(model, pairs, _SOLVED.value)
-    rms = float(((predicted - (pairs.next_momenta - pairs.momenta)) ** 2).sum(-1).mean() ** 0.5)
-    for row in evaluation.momentum_error_anatomy(predicted, pairs):
+    rms, rows = evaluation.momentum_error_anatomy(predicted, pairs)
+    for row in rows:
       lines.append(f"| {path} | {rms:.3e} | [{row['lo']:g}, {row['hi']:g}) | "
                    f"{100 * row['atoms']:.1f} % | {row['rms_ratio']:.2f} | "
                    f"{row['mse_share']:.2f} |")

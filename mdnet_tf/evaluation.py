@@ -89,9 +89,9 @@ def momentum_error_anatomy(dp_predicted, pairs, bins=REVERSAL_BINS):
   """Where a one-step momentum error sits, binned by cos(p, p′) of each atom.
 
   dp_predicted: [P, N, 3] predicted Δp of pairs (FramePairs).
-  Returns one dict per bin [lo, hi): fraction of atoms, the RMS of the atoms'
-  error norms |δΔp| over the RMS of all atoms', and the bin's share of the
-  summed squared error (shares add to 1).
+  Returns (RMS of all atoms' error norms |δΔp| g/mol·Å/fs, rows): one dict per
+  bin [lo, hi) with the fraction of atoms, the RMS of their |δΔp| over the
+  overall RMS, and the bin's share of the summed squared error (shares add to 1).
   """
   p0 = pairs.momenta.reshape(-1, 3).astype(np.float64)
   p1 = pairs.next_momenta.reshape(-1, 3).astype(np.float64)
@@ -106,4 +106,4 @@ def momentum_error_anatomy(dp_predicted, pairs, bins=REVERSAL_BINS):
                  "rms_ratio": float(np.sqrt(np.mean(err[sel] ** 2)) / rms) if sel.any()
                  else float("nan"),
                  "mse_share": float(np.sum(err[sel] ** 2) / total)})
-  return rows
+  return float(rms), rows
