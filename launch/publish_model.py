@@ -30,7 +30,8 @@ _NOTE = flags.DEFINE_string("note", None, "Conditions of the training run worth 
                             "(e.g. shared cores); stored in run.json and the card.")
 _FIGURE2 = flags.DEFINE_list("figure2", [], "figure2.json files of roll-outs of this model.")
 _ERROR_COST = flags.DEFINE_string("error_cost", None, "error_cost.json of this model.")
-_STABILITY = flags.DEFINE_string("stability", None, "stability.json of this model.")
+_STABILITY = flags.DEFINE_list("stability", [], "stability.json files of long runs of this "
+                                "model (e.g. one per system).")
 
 def main(argv):
   del argv
@@ -54,7 +55,7 @@ def main(argv):
   rollouts = reporting.card_rollouts(
       config.name, dt, figure2,
       dataset.read_json(_ERROR_COST.value) if _ERROR_COST.value else None,
-      dataset.read_json(_STABILITY.value) if _STABILITY.value else None)
+      [dataset.read_json(path) for path in _STABILITY.value])
   card["rollouts"] = rollouts
   text = reporting.model_card(config, run, mdnet.count_parameters(model), checkpoint,
                               _SPLIT.value, len(pairs), rmse, verlet, _OUT_DIR.value, rollouts)

@@ -293,13 +293,14 @@ def describe_rollout(result, dt_fs, num_atoms):
   return "\n".join(lines)
 
 
-def card_rollouts(name, dt, figure2=None, error_cost=None, stability=None):
+def card_rollouts(name, dt, figure2=None, error_cost=None, stabilities=()):
   """The roll-out lines of a model card: Markdown list items (may be empty).
 
-  name: the model's name in the results (<family>_dt<Δt>); figure2,
-  error_cost, stability: the dicts of launch/figure2.py, launch/error_cost.py
-  and launch/stability.py results that include this model (error_cost's MDNet
-  rows are keyed by Δt).
+  name: the model's name in the results (<family>_dt<Δt>); figure2 and
+  error_cost: the dicts of launch/figure2.py and launch/error_cost.py results
+  that include this model (error_cost's MDNet rows are keyed by Δt);
+  stabilities: launch/stability.py result dicts (one per system: each keys
+  the model's name, then the variant).
   """
   lines = []
   label = lambda variant: "NVE" if variant == "nve" else variant
@@ -323,16 +324,19 @@ def card_rollouts(name, dt, figure2=None, error_cost=None, stability=None):
     lines.append(f"- Position RMSE after {error_cost['horizon_fs']:g} fs against LAMMPS at 1 fs "
                  f"({error_cost['num_atoms']} atoms, {len(error_cost['starts_fs'])} starts, "
                  f"`launch/error_cost.py`): {mine['rollout_rmse_A']:.3g} Å{against}.")
-  for variant, r in (stability or {}).get(name, {}).items():
+  runs = [item for stability in stabilities for item in stability.get(name, {}).items()]
+  for variant, r in sorted(runs, key=lambda kv: kv[1].get("num_atoms", 0)):
     f = r["failure"]
     outcome = (f"reached {r['target_fs'] / 1000:g} ps" if r["reached_target"] else
                f"failed at {r['simulated_fs'] / 1000:g} ps: {f['reason']}" if f else
                f"ran {r['simulated_fs'] / 1000:g} ps (budget ended)")
     lo, hi = r["temperature_min_max_K"]
     atoms = f" of {r['num_atoms']} atoms" if "num_atoms" in r else ""
+    drift = r.get("energy_drift_kcal_mol_atom_ns")
+    drift = "" if drift is None else f", energy drift {drift:.3g} kcal/mol/atom/ns"
     lines.append(f"- Long {label(variant)} run{atoms} "
                  f"(`launch/stability.py`): {outcome}; T {r['temperature_mean_K']:.1f} K "
-                 f"(min {lo:.1f}, max {hi:.1f}).")
+                 f"(min {lo:.1f}, max {hi:.1f}){drift}.")
   return lines
 
 

@@ -332,13 +332,20 @@ def test_model_card_states_the_roll_out_results_it_is_given():
       "failure": {"reason": "atoms 1.92 Å apart", "step": 127, "time_fs": 16256.0},
       "reached_target": False, "simulated_fs": 16256.0, "target_fs": 204800.0, "num_atoms": 4000,
       "temperature_mean_K": 106.0, "temperature_min_max_K": [79.5, 167.9]}}}
-  lines = reporting.card_rollouts("mdnet_dt128", 128, figure2, error_cost, stability)
-  assert len(lines) == 3
+  small = {"mdnet_dt128": {"nve": {
+      "failure": None, "reached_target": True, "simulated_fs": 2048.0, "target_fs": 2048.0,
+      "num_atoms": 864, "temperature_mean_K": 81.0, "temperature_min_max_K": [79.0, 83.0],
+      "energy_drift_kcal_mol_atom_ns": 0.0123}}}
+  lines = reporting.card_rollouts("mdnet_dt128", 128, figure2, error_cost, [stability, small])
+  assert len(lines) == 4
   assert "4000 atoms" in lines[0] and "T 82.7 (1.8) K" in lines[0]
   assert "max|Δg| 0.082" in lines[0] and "D +7.1%" in lines[0] and "0.684" in lines[0]
   assert "0.0375 Å" in lines[1] and "Verlet" not in lines[1]     # Verlet-128 is unstable
-  assert "run of 4000 atoms" in lines[2] and "failed at 16.256 ps: atoms 1.92 Å apart" in lines[2]
-  assert reporting.card_rollouts("mdnet_dt16", 16, figure2, error_cost, stability) == []
+  assert "run of 864 atoms" in lines[2] and "reached 2.048 ps" in lines[2]   # smaller first
+  assert "energy drift 0.0123 kcal/mol/atom/ns" in lines[2]
+  assert "run of 4000 atoms" in lines[3] and "failed at 16.256 ps: atoms 1.92 Å apart" in lines[3]
+  assert "drift" not in lines[3]                                   # none recorded
+  assert reporting.card_rollouts("mdnet_dt16", 16, figure2, error_cost, [stability]) == []
 
 
 def test_figure2_results_merge_or_replace_a_models_variants(tmp_path):
