@@ -51,6 +51,9 @@ _DENSITY = flags.DEFINE_integer(
     "density_channels", None, "mdnet_symplectic: radial channels of δS's many-body term "
     "(default 0 for a new run: pair and kinetic terms only; an --init_from run keeps its "
     "model's value unless this is given, and adding channels starts them at zero).")
+_WIDTH = flags.DEFINE_integer(
+    "symplectic_width", None, "mdnet_symplectic: width of the two hidden layers of δS's "
+    "MLPs (default 64 for a new run; an --init_from run keeps its model's width).")
 _BACKEND = flags.DEFINE_enum("graph_backend", "dgl", ["dgl", "xla", "graph"],
                              "Message passing: DGL (eager, the paper's stack), TF-native "
                              "segment ops compiled with XLA, or compact graphs in graph mode "
@@ -121,14 +124,17 @@ def _strategy():
 
 
 def _symplectic_overrides():
-  """The config fields given by --lj_switch / --density_channels (checked)."""
-  given = {"lj_switch_angstrom": _LJ_SWITCH.value, "density_channels": _DENSITY.value}
+  """The config fields given by --lj_switch / --density_channels /
+  --symplectic_width (checked)."""
+  given = {"lj_switch_angstrom": _LJ_SWITCH.value, "density_channels": _DENSITY.value,
+           "symplectic_width": _WIDTH.value}
   given = {k: v for k, v in given.items() if v is not None}
   if given and _MODEL.value != symplectic.FAMILY:
-    raise app.UsageError(f"--lj_switch and --density_channels set --model="
-                         f"{symplectic.FAMILY}'s δS, not --model={_MODEL.value}'s")
-  if any(v < 0 for v in given.values()):
-    raise app.UsageError(f"--lj_switch and --density_channels are ≥ 0, got {given}")
+    raise app.UsageError(f"--lj_switch, --density_channels and --symplectic_width set "
+                         f"--model={symplectic.FAMILY}'s δS, not --model={_MODEL.value}'s")
+  if any(v < 0 for v in given.values()) or given.get("symplectic_width", 1) < 1:
+    raise app.UsageError(f"--lj_switch and --density_channels are ≥ 0, --symplectic_width "
+                         f"≥ 1; got {given}")
   return given
 
 
@@ -178,7 +184,12 @@ def main(argv):
         raise app.UsageError(f"{workdir} was started with {field}="
                              f"{getattr(config, field):g}; a resumed run cannot change it")
   elif _INIT_FROM.value:
-    config = dataclasses.replace(_init_config(manifest), **overrides)
+    config = _init_config(manifest)
+    if overrides.get("symplectic_width", config.symplectic_width) != config.symplectic_width:
+      raise app.UsageError(f"--init_from {_INIT_FROM.value} has δS width "
+                           f"{config.symplectic_width}; its weights cannot start a model of "
+                           f"width {overrides['symplectic_width']}")
+    config = dataclasses.replace(config, **overrides)
   else:
     new_run_defaults = ({"lj_switch_angstrom": symplectic.LJ_SWITCH}
                         if _MODEL.value == symplectic.FAMILY else {})

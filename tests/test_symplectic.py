@@ -40,8 +40,8 @@ def exact():
 
 def _model(dt_fs=64.0, random_correction=True, seed=0, density=0):
   config = mdnet.MDNetConfig(dt_fs=dt_fs, stats=STATS, model=symplectic.FAMILY,
-                             density_channels=density)
-  model = symplectic.GeneratingFunction(config, hidden=(16, 16), seed=seed)
+                             density_channels=density, symplectic_width=16)
+  model = symplectic.GeneratingFunction(config, seed=seed)
   if random_correction:   # a trained-looking δS ≠ 0
     rng = np.random.default_rng(seed)
     for net in model.nets:
@@ -124,7 +124,7 @@ def test_a_fine_tune_with_the_many_body_term_starts_at_the_pair_model(exact, tmp
   with open(tmp_path / "best" / "checkpoint", "w") as f:
     f.write('model_checkpoint_path: "ckpt"\n')
   new = symplectic.GeneratingFunction(
-      dataclasses.replace(old.config, density_channels=4), hidden=(16, 16), seed=9)
+      dataclasses.replace(old.config, density_channels=4), seed=9)
   model_io.restore_weights(new, str(tmp_path))
   q, p, box = _tiny_state(5)
   for a, b in zip(_flow(new, q, p, box), _flow(old, q, p, box)):

@@ -125,16 +125,24 @@ def test_mirrored_strategy_on_two_logical_cpus_equals_one_device(smoke_dir, tmp_
 
 def test_train_py_symplectic_flags_are_stored_and_a_resume_cannot_change_them(smoke_dir,
                                                                              tmp_path):
-  """--model=mdnet_symplectic --density_channels=2: the run's config carries the
-  many-body channels and the default switched baseline; resuming the run with
-  other channels is refused with a message, not silently ignored."""
+  """--model=mdnet_symplectic --density_channels=2 --symplectic_width=8: the
+  run's config carries the many-body channels, the width and the default
+  switched baseline; resuming the run with other channels, or starting a run of
+  another width from its weights, is refused with a message, not silently
+  ignored."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), "--dt=64",
          "--model=mdnet_symplectic", "--graph_backend=graph", f"--data_dir={smoke_dir}",
          f"--workdir={tmp_path}", "--steps=2", "--checkpoint_every=2", "--seed=0"]
-  subprocess.run(cmd + ["--density_channels=2"], check=True, env=env, capture_output=True)
+  subprocess.run(cmd + ["--density_channels=2", "--symplectic_width=8"], check=True, env=env,
+                 capture_output=True)
   config = dataset.read_json(os.path.join(tmp_path, "model_config.json"))
-  assert (config["density_channels"], config["lj_switch_angstrom"]) == (2, 0.5)
+  assert (config["density_channels"], config["lj_switch_angstrom"],
+          config["symplectic_width"]) == (2, 0.5, 8)
   out = subprocess.run(cmd + ["--density_channels=3", "--steps=4"], env=env,
                        capture_output=True, text=True)
   assert out.returncode != 0 and "density_channels=2" in out.stderr, out.stderr[-500:]
+  wider = [a.replace(str(tmp_path), str(tmp_path / "wider")) if a.startswith("--workdir") else a
+           for a in cmd] + [f"--init_from={tmp_path}", "--symplectic_width=16"]
+  out = subprocess.run(wider, env=env, capture_output=True, text=True)
+  assert out.returncode != 0 and "width 8" in out.stderr, out.stderr[-500:]

@@ -75,6 +75,9 @@ class MDNetConfig:
   # term (0: pair and kinetic terms only, as in models trained before it
   # existed; see symplectic.GeneratingFunction.environment).
   density_channels: int = 0
+  # mdnet_symplectic only: width of the two hidden layers of δS's MLPs (64 in
+  # models trained before it was configurable).
+  symplectic_width: int = 64
 
   def to_json(self):
     d = dataclasses.asdict(self)

@@ -124,10 +124,10 @@ class GeneratingFunction(tf.Module):
   """S(q̄, p̄) of one Δt (see the module doc); config: an MDNetConfig (Δt, mass,
   cutoff, LJ parameters, statistics)."""
 
-  def __init__(self, config, hidden=(64, 64), seed=0, name=None):
+  def __init__(self, config, seed=0, name=None):
     super().__init__(name=name or "mdnet_symplectic")
     self.config = config
-    sizes = list(hidden) + [1]
+    sizes = [config.symplectic_width] * 2 + [1]
     self.pair_net = mlp.MLP(3, sizes, activation="swish", seed=seed, name="phi_pair")
     self.atom_net = mlp.MLP(1, sizes, activation="swish", seed=seed + 1, name="psi_atom")
     self.density_net = (mlp.MLP(config.density_channels + 3, sizes, activation="swish",
