@@ -204,6 +204,31 @@ def test_rdf_of_a_simple_cubic_lattice():
   assert np.all(g[between] == 0)
 
 
+def test_rdf_windows_are_the_last_8_and_40_frames_and_the_reference_noise_uses_both():
+  """trajectory_metrics' RDFs are freud's RDF of exactly the last 8 (the paper)
+  and 40 (issue 12's target) frames 128 fs apart; identical trajectories
+  differ by zero in both; the reference's 40-frame noise exists only when two
+  40-frame windows fit."""
+  from mdnet_tf.data import states  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  box = np.full(3, 12.0)
+  frames = 100
+  q = rng.uniform(0.0, 12.0, (frames, 60, 3))
+  traj = states.Traj(np.arange(frames) * 128.0, q, rng.normal(size=q.shape), box)
+  m = analysis.trajectory_metrics(traj, MASS)
+  np.testing.assert_array_equal(m["rdf"]["g"], analysis.rdf(q[-8:], box)[1])
+  np.testing.assert_array_equal(m["rdf_long"]["g"], analysis.rdf(q[-40:], box)[1])
+  assert (m["rdf"]["frames"], m["rdf_long"]["frames"]) == (8, 40)
+  same = analysis.compare_metrics(m, m)
+  assert same["rdf_max_abs_diff"] == 0.0 and same["rdf_max_abs_diff_long"] == 0.0
+  noise = analysis.reference_noise(traj)
+  late, early = analysis.rdf(q[-40:], box)[1], analysis.rdf(q[11:51], box)[1]   # 51: ≤ half
+  assert noise["rdf_max_abs_diff_between_windows_long"] == analysis.compare_rdf(late, early)
+  short = analysis.reference_noise(states.Traj(*[x[:60] for x in traj[:3]], box))
+  assert "rdf_max_abs_diff_between_windows" in short
+  assert "rdf_max_abs_diff_between_windows_long" not in short
+
+
 def test_msd_and_diffusion_of_a_translating_system():
   rng = np.random.default_rng(1)
   q0 = rng.uniform(0, 20, (30, 3))
