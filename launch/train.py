@@ -54,6 +54,11 @@ _DENSITY = flags.DEFINE_integer(
 _WIDTH = flags.DEFINE_integer(
     "symplectic_width", None, "mdnet_symplectic: width of the two hidden layers of δS's "
     "MLPs (default 64 for a new run; an --init_from run keeps its model's width).")
+_GENERATING = flags.DEFINE_enum(
+    "generating_function", None, list(symplectic.GENERATING_FUNCTIONS),
+    "mdnet_symplectic: S of the midpoints (default for a new run), or the symmetric "
+    "composition of a learned type-2 half step with its adjoint, trained on pairs Δt/2 "
+    "apart (the dataset must hold them); an --init_from run keeps its model's form.")
 _BACKEND = flags.DEFINE_enum("graph_backend", "dgl", ["dgl", "xla", "graph"],
                              "Message passing: DGL (eager, the paper's stack), TF-native "
                              "segment ops compiled with XLA, or compact graphs in graph mode "
@@ -125,14 +130,16 @@ def _strategy():
 
 def _symplectic_overrides():
   """The config fields given by --lj_switch / --density_channels /
-  --symplectic_width (checked)."""
+  --symplectic_width / --generating_function (checked)."""
   given = {"lj_switch_angstrom": _LJ_SWITCH.value, "density_channels": _DENSITY.value,
-           "symplectic_width": _WIDTH.value}
+           "symplectic_width": _WIDTH.value, "generating_function": _GENERATING.value}
   given = {k: v for k, v in given.items() if v is not None}
   if given and _MODEL.value != symplectic.FAMILY:
-    raise app.UsageError(f"--lj_switch, --density_channels and --symplectic_width set "
-                         f"--model={symplectic.FAMILY}'s δS, not --model={_MODEL.value}'s")
-  if any(v < 0 for v in given.values()) or given.get("symplectic_width", 1) < 1:
+    raise app.UsageError(f"--lj_switch, --density_channels, --symplectic_width and "
+                         f"--generating_function set --model={symplectic.FAMILY}'s δS, not "
+                         f"--model={_MODEL.value}'s")
+  numbers = [v for k, v in given.items() if k != "generating_function"]
+  if any(v < 0 for v in numbers) or given.get("symplectic_width", 1) < 1:
     raise app.UsageError(f"--lj_switch and --density_channels are ≥ 0, --symplectic_width "
                          f"≥ 1; got {given}")
   return given
@@ -154,6 +161,17 @@ def _init_config(manifest):
   return config
 
 
+def _train_dt(generating_function):
+  """Δt of the training pairs, fs: the model's, or half of it for a composition
+  (each of its half steps is fitted to true states Δt/2 apart)."""
+  if generating_function == symplectic.COMPOSITION:
+    if _DT.value % 2:
+      raise app.UsageError(f"--generating_function=composition needs an even --dt, got "
+                           f"{_DT.value}")
+    return _DT.value // 2
+  return _DT.value
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -171,7 +189,6 @@ def main(argv):
   manifest = dataset.load_manifest(data_dir)
   suffix = "" if _TAILOR.value == "none" else f"_tailor_{_TAILOR.value}"
   workdir = _WORKDIR.value or os.path.join("runs", f"{_MODEL.value}{suffix}_dt{_DT.value}")
-  train_pairs = dataset.load_pairs(data_dir, "train", _DT.value)
   val_pairs = dataset.load_pairs(data_dir, "validation", _DT.value)
   config_path = os.path.join(workdir, "model_config.json")
   overrides = _symplectic_overrides()
@@ -189,12 +206,18 @@ def main(argv):
       raise app.UsageError(f"--init_from {_INIT_FROM.value} has δS width "
                            f"{config.symplectic_width}; its weights cannot start a model of "
                            f"width {overrides['symplectic_width']}")
+    if overrides.get("generating_function", config.generating_function) != \
+        config.generating_function:
+      raise app.UsageError(f"--init_from {_INIT_FROM.value} is a {config.generating_function} "
+                           f"model; its weights cannot start a "
+                           f"{overrides['generating_function']} one")
     config = dataclasses.replace(config, **overrides)
   else:
     new_run_defaults = ({"lj_switch_angstrom": symplectic.LJ_SWITCH}
                         if _MODEL.value == symplectic.FAMILY else {})
-    stats = normalization.NormStats.from_pairs(train_pairs, manifest["mass_amu"],
-                                               manifest["potential"]["cutoff"])
+    stats = normalization.NormStats.from_pairs(
+        dataset.load_pairs(data_dir, "train", _train_dt(overrides.get("generating_function"))),
+        manifest["mass_amu"], manifest["potential"]["cutoff"])
     potential = manifest["potential"]
     config = mdnet.MDNetConfig(dt_fs=float(_DT.value), stats=stats, m2=_M2.value,
                                cutoff_angstrom=potential["cutoff"],
@@ -202,15 +225,17 @@ def main(argv):
                                lj_sigma=potential["sigma"], model=_MODEL.value,
                                tailor=_TAILOR.value, tailor_lr=_TAILOR_LR.value,
                                **{**new_run_defaults, **overrides})
+  train_dt = _train_dt(config.generating_function)
   if _BACKEND.value == "graph":
-    sequences = dataset.load_sequences(data_dir, "train", _DT.value, _ROLLOUT_STEPS.value,
+    sequences = dataset.load_sequences(data_dir, "train", train_dt, _ROLLOUT_STEPS.value,
                                        _STARTS.value, _SEED.value)
-    print(f"{len(sequences)} training sequences of {_ROLLOUT_STEPS.value} × {_DT.value} fs "
+    print(f"{len(sequences)} training sequences of {_ROLLOUT_STEPS.value} × {train_dt:g} fs "
           f"(forward and time-reversed); {len(val_pairs)} validation pairs")
     train = multistep.prepare(sequences)
   else:
     if _ROLLOUT_STEPS.value != 1:
       raise app.UsageError("--rollout_steps > 1 needs --graph_backend=graph")
+    train_pairs = dataset.load_pairs(data_dir, "train", train_dt)
     print(f"preparing graphs for {len(train_pairs)} train / {len(val_pairs)} validation pairs")
     train = training.prepare(train_pairs, config.cutoff_angstrom, _MAX_PAIRS.value)
   validation = training.prepare(val_pairs, config.cutoff_angstrom)

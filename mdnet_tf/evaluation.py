@@ -69,8 +69,14 @@ REVERSAL_BINS = (-1.0, -0.5, 0.0, 0.5, 0.9, 1.0)
 def momentum_predictions(model, pairs, solved=False):
   """Predicted Δp [P, N, 3] g/mol·Å/fs of each pair's start state: MDNet's
   forward pass, or a symplectic model's flow at the true midpoints (what its
-  training fits; solved=True: the solved step, what roll-outs use)."""
+  training fits; solved=True: the solved step, what roll-outs use; a
+  composition, whose training pairs are half steps, only solved)."""
   model.config.check_dt(pairs.dt_fs)
+  if (model.config.model == symplectic.FAMILY and not solved
+      and model.config.generating_function == symplectic.COMPOSITION):
+    raise errors.InputError(f"{model.config.name} composes two half steps: its fitted flow "
+                            f"needs the state Δt/2 in, which pairs Δt apart do not hold; "
+                            f"score its solved step (--solved)")
   data = training.prepare(pairs, model.config.cutoff_angstrom)
   out = []
   for k in range(len(data)):

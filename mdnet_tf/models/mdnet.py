@@ -78,6 +78,10 @@ class MDNetConfig:
   # mdnet_symplectic only: width of the two hidden layers of δS's MLPs (64 in
   # models trained before it was configurable).
   symplectic_width: int = 64
+  # mdnet_symplectic only: "midpoint" (S of the midpoints, as in models trained
+  # before the choice existed) or "composition" (a type-2 half step and its
+  # adjoint; see symplectic._solve_composition).
+  generating_function: str = "midpoint"
 
   def to_json(self):
     d = dataclasses.asdict(self)

@@ -45,6 +45,16 @@ training and the implicit solve use) whose last layers start at zero, and the
 scales are the training data's statistics (normalization.NormStats), fixed as
 MDNet's are.
 
+With config.generating_function = "composition" the step is instead the
+symmetric composition of a half step A, the type-2 map of a learned
+G(q, P) = (Δt/2)·[Σ|P|²/2m + U_LJ(q)] + δG(q, P), with B = ρA⁻¹ρ (ρ flips the
+momenta; `_solve_composition`): symplectic and time-reversible for any G, and
+velocity Verlet of Δt when δG = 0. A is fitted to true pairs Δt/2 apart, so
+G is not even in P (a type-2 function of a reversible flow is not), and φ
+also sees the signed projection (u·r̂)/s_u. Measured at 128 fs it reaches the
+midpoint form's one-step plateau and heats faster in NVE (README, "Another
+generating function"): for a harmonic mode both forms degenerate at ωΔt = π.
+
 Training needs no solve: on a true pair the midpoints are known, and the loss
 is MDNet's normalized MSE of (∂S/∂p̄, −∂S/∂q̄) against (Δq, Δp), with weight
 gradients through the inner derivatives (nested GradientTape). A prediction
@@ -72,6 +82,11 @@ from mdnet_tf import units
 from mdnet_tf.models import mlp
 
 FAMILY = "mdnet_symplectic"
+# config.generating_function: S(q̄, p̄) of the midpoints (the default), or the
+# symmetric composition of a type-2 half step G(q, P) with its adjoint.
+MIDPOINT = "midpoint"
+COMPOSITION = "composition"
+GENERATING_FUNCTIONS = (MIDPOINT, COMPOSITION)
 # Width of the baseline LJ force's switch before r_c for new models, Å (lj_forces):
 # at argon's r_c = 7 Å it changes a crossing pair's impulse by at most
 # |F(r_c)|·w/2 ≈ 0.003 kcal/mol of energy, which δS's pair term (also taken to
@@ -128,7 +143,10 @@ class GeneratingFunction(tf.Module):
     super().__init__(name=name or "mdnet_symplectic")
     self.config = config
     sizes = [config.symplectic_width] * 2 + [1]
-    self.pair_net = mlp.MLP(3, sizes, activation="swish", seed=seed, name="phi_pair")
+    # The composition's G also sees the signed bond projection of the relative
+    # momentum: a type-2 generating function of a reversible flow is not even in P.
+    pair_inputs = 4 if config.generating_function == COMPOSITION else 3
+    self.pair_net = mlp.MLP(pair_inputs, sizes, activation="swish", seed=seed, name="phi_pair")
     self.atom_net = mlp.MLP(1, sizes, activation="swish", seed=seed + 1, name="psi_atom")
     self.density_net = (mlp.MLP(config.density_channels + 3, sizes, activation="swish",
                                 seed=seed + 2, name="chi_density")
@@ -146,29 +164,33 @@ class GeneratingFunction(tf.Module):
     s = self.config.stats
     return s.dq_scale, s.dp_scale
 
-  def correction(self, qbar, pbar, box, i, j):
-    """δS(q̄, p̄) [] (same dtype as q̄) over the pairs (i, j); the networks compute
+  def correction(self, q, p, box, i, j):
+    """δS(q, p) [] (same dtype as q) at S's arguments (midpoints, or a half
+    step's (q, P)) over the pairs (i, j); the networks compute
     in the mlp precision (float32 by default: a float64 state's step is then
     symplectic up to float32 rounding of δS's gradient, ~1e-7 of the correction)."""
     c, s = self.config, self.config.stats
-    dtype = qbar.dtype
-    d = space.minimum_image(tf.gather(qbar, i) - tf.gather(qbar, j), box)
+    dtype = q.dtype
+    d = space.minimum_image(tf.gather(q, i) - tf.gather(q, j), box)
     r = tf.sqrt(tf.reduce_sum(d * d, axis=-1))
-    u = tf.gather(pbar, i) - tf.gather(pbar, j)
+    u = tf.gather(p, i) - tf.gather(p, j)
     su2 = tf.constant(s.rel_mom_scale ** 2, dtype)
     along = tf.reduce_sum(u * d, axis=-1) / r
-    x = tf.stack([(1.0 / r - s.inv_r_mean) / s.inv_r_std, along * along / su2 - 1.0,
-                  tf.reduce_sum(u * u, axis=-1) / (3.0 * su2) - 1.0], axis=-1)
+    features = [(1.0 / r - s.inv_r_mean) / s.inv_r_std, along * along / su2 - 1.0,
+                tf.reduce_sum(u * u, axis=-1) / (3.0 * su2) - 1.0]
+    if c.generating_function == COMPOSITION:
+      features.append(along / tf.sqrt(su2))
+    x = tf.stack(features, axis=-1)
     envelope = 0.5 * (tf.cos(math.pi * r / c.cutoff_angstrom) + 1.0)
     envelope = tf.where(r < c.cutoff_angstrom, envelope, tf.zeros_like(envelope))
     # The networks run in the ambient mlp precision (float32 unless the caller
     # opens mlp.precision(tf.float64), as the exactness tests do); features and
     # sums stay in the state's dtype.
     pair = tf.cast(self.pair_net(x)[:, 0], dtype)
-    y = tf.reduce_sum(pbar * pbar, axis=-1, keepdims=True) / (3.0 * s.momentum_scale ** 2) - 1.0
+    y = tf.reduce_sum(p * p, axis=-1, keepdims=True) / (3.0 * s.momentum_scale ** 2) - 1.0
     atom = tf.cast(self.atom_net(y)[:, 0], dtype)
     if self.density_net is not None:
-      z = self.environment(r, x[:, 1:], envelope, i, j, tf.shape(qbar)[0])
+      z = self.environment(r, x[:, 1:3], envelope, i, j, tf.shape(q)[0])
       atom += tf.cast(self.density_net(tf.concat([z, y], axis=-1))[:, 0], dtype)
     return s.dq_scale * s.dp_scale * (tf.reduce_sum(envelope * pair) + tf.reduce_sum(atom))
 
@@ -193,20 +215,30 @@ class GeneratingFunction(tf.Module):
             + tf.math.unsorted_segment_sum(per_pair, j, n)
             - tf.constant([1.0] * k + [0.0, 0.0], r.dtype))
 
-  def flow(self, qbar, pbar, box, i, j):
-    """(Δq, Δp) = (∂S/∂p̄, −∂S/∂q̄) at the midpoints, [N, 3] each: the gradients
-    of Δt·Σ|p̄|²/2m + δS by automatic differentiation, plus the baseline's LJ
-    impulse Δt·F(q̄) from its (switched) pair force, whose potential is never
-    needed (the force is central and pairwise, hence a gradient)."""
+  @property
+  def step_fs(self):
+    """The time the generating function's baseline spans, fs: Δt for the
+    midpoint form, Δt/2 for the composition (each half step)."""
     c = self.config
+    return c.dt_fs / 2 if c.generating_function == COMPOSITION else c.dt_fs
+
+  def flow(self, q, p, box, i, j):
+    """(∂S/∂p, −∂S/∂q) [N, 3] each at S's arguments (q, p): the midpoints
+    (q̄, p̄), or for the composition (q, P) of a half step; the gradients of
+    τ·Σ|p|²/2m + δS (τ = step_fs) by automatic differentiation, plus the
+    baseline's LJ impulse τ·F(q) from its (switched) pair force, whose
+    potential is never needed (the force is central and pairwise, hence a
+    gradient)."""
+    c = self.config
+    tau = self.step_fs
     with tf.GradientTape() as tape:
-      tape.watch([qbar, pbar])
-      kinetic = tf.reduce_sum(pbar * pbar) / (2.0 * c.mass_amu)
-      s = c.dt_fs * kinetic + self.correction(qbar, pbar, box, i, j)
+      tape.watch([q, p])
+      kinetic = tf.reduce_sum(p * p) / (2.0 * c.mass_amu)
+      s = tau * kinetic + self.correction(q, p, box, i, j)
     grad_q, grad_p = (tf.convert_to_tensor(g) for g in tape.gradient(
-        s, [qbar, pbar], unconnected_gradients=tf.UnconnectedGradients.ZERO))
-    force = lj_forces(qbar, box, i, j, c.lj(), c.lj_switch_angstrom)
-    return grad_p, -grad_q + c.dt_fs * units.FORCE_TO_ACCEL * force
+        s, [q, p], unconnected_gradients=tf.UnconnectedGradients.ZERO))
+    force = lj_forces(q, box, i, j, c.lj(), c.lj_switch_angstrom)
+    return grad_p, -grad_q + tau * units.FORCE_TO_ACCEL * force
 
 
 def lj_forces(positions, box, i, j, lj, switch=0.0):
@@ -241,12 +273,17 @@ def midpoint_pairs(qbar, box, cutoff):
 
 
 def teacher_forced(model, q, p, dq, dp, box):
-  """(∂S/∂p̄, −∂S/∂q̄) at the true midpoints q + Δq/2, p + Δp/2 of a pair whose
-  displacements (Δq, Δp) are known (no solve): the training prediction, scored
-  against (Δq, Δp) by MDNet's loss (multistep.loss_terms)."""
-  qbar, pbar = q + 0.5 * dq, p + 0.5 * dp
-  i, j = midpoint_pairs(qbar, box, model.config.cutoff_angstrom)
-  return model.flow(qbar, pbar, box, i, j)
+  """(∂S/∂p, −∂S/∂q) at the arguments S takes on a true pair of one
+  generating-function step (no solve): the midpoints q + Δq/2, p + Δp/2, or for
+  the composition (q, p + Δp) of a half step (the pair then spans Δt/2). The
+  training prediction, scored against (Δq, Δp) by MDNet's loss
+  (multistep.loss_terms)."""
+  if model.config.generating_function == COMPOSITION:
+    x, y = q, p + dp
+  else:
+    x, y = q + 0.5 * dq, p + 0.5 * dp
+  i, j = midpoint_pairs(x, box, model.config.cutoff_angstrom)
+  return model.flow(x, y, box, i, j)
 
 
 # Pairs for the solve: one search per step within r_c + SKIN of the start
@@ -306,68 +343,139 @@ def _pairs_near(x, start, box, candidates, cutoff):
 def solve(model, q, p, box, solver=Solver()):
   """One step: the (q′, p′) solving the implicit equations, as SolveResult.
 
-  Starts from velocity Verlet with the LJ force in substeps of at most
-  predictor_dt_fs, then runs Anderson-accelerated damped fixed-point
-  iteration (`anderson`) until the residual is below the solver's tolerance.
-  If that fails within max_iter iterations (or diverges), it solves again from
-  the predictor by Newton–Krylov (`newton_krylov`). iterations counts the network evaluations
-  of both (residuals and Jacobian-vector products), and converged False after
-  both means the caller must report it.
+  The midpoint form solves for (q′, p′) at once; the composition solves its
+  two half steps in turn (`_solve_composition`). Each solve starts from
+  velocity Verlet with the LJ force in substeps of at most predictor_dt_fs,
+  then runs Anderson-accelerated damped fixed-point iteration (`anderson`)
+  until the residual is below the solver's tolerance; if that fails within
+  max_iter iterations (or diverges), it solves again from the predictor by
+  Newton–Krylov (`newton_krylov`). iterations counts the network evaluations
+  of all of them (residuals and Jacobian-vector products), and converged
+  False means the caller must report it.
   """
+  if model.config.generating_function == COMPOSITION:
+    return _solve_composition(model, q, p, box, solver)
   c = model.config
-  dtype = q.dtype
-  s_p = tf.constant(c.stats.dp_scale, dtype)
-  cutoff = c.cutoff_angstrom
-  candidates = partition.pairs(tf.stop_gradient(q), box, cutoff + SKIN)
-  pairs_at = lambda x: _pairs_near(x, q, box, candidates, cutoff)
+  equations = _Equations(model, q, box, solver)
+  q1, p1 = equations.predict(q, p, c.dt_fs)
 
-  def lj_force(x):
-    """The baseline's LJ forces [N, 3] kcal/mol/Å at positions x (and no aux)."""
-    i, j = pairs_at(x)
-    return lj_forces(x, box, i, j, c.lj(), c.lj_switch_angstrom), None
-
-  # Predictor: velocity Verlet with the LJ force in `substeps` steps of Δt/substeps
-  # (a graph loop: one copy of the pair search in the graph, not one per substep).
-  substeps = max(1, math.ceil(c.dt_fs / solver.predictor_dt_fs - 1e-9))
-
-  def substep(k, q1, p1, force):
-    q1, p1, force, _ = integrate.verlet_step(q1, p1, force, c.dt_fs / substeps, c.mass_amu,
-                                             lj_force)
-    return k + 1, q1, p1, force
-
-  _, q1, p1, _ = tf.while_loop(lambda k, *_: k < substeps, substep,
-                               (tf.constant(0), q, p, lj_force(q)[0]))
-
-  # The unknowns as one vector x = (q′, p′/s_p) [2N·3], so that positions (Å)
-  # and momenta (s_p) weigh alike; G(x) = (q, p/s_p) + flow at the midpoints.
-  shape = tf.shape(q)
-  pack = lambda a, b: tf.concat([tf.reshape(a, [-1]), tf.reshape(b / s_p, [-1])], 0)
-  half = tf.size(q)
-
-  def residual(x):
-    """f = G(x) − x."""
-    q1, p1 = tf.reshape(x[:half], shape), tf.reshape(x[half:], shape) * s_p
+  def images(q1, p1):
+    """The midpoint equations' right-hand side G(x): (q, p) + flow at midpoints."""
     qbar, pbar = 0.5 * (q + q1), 0.5 * (p + p1)
-    i, j = pairs_at(qbar)
-    dq, dp = model.flow(qbar, pbar, box, i, j)
-    return pack(q + dq - q1, p + dp - p1)
+    dq, dp = model.flow(qbar, pbar, box, *equations.pairs_at(qbar))
+    return q + dq, p + dp
 
-  residual = tf.function(residual)   # traced once, called from every solver loop
-  x0 = pack(q1, p1)
-  first = anderson(residual, x0, solver)
-  if solver.newton_iter > 0:
-    def rescue():
-      newton = newton_krylov(residual, x0, solver)
-      return newton._replace(iterations=newton.iterations + first.iterations)
+  return equations.solve(images, q1, p1)
 
-    out = tf.cond(first.converged, lambda: first, rescue)
-  else:
-    out = first
-  # The result is G(x) = x + f of the last evaluated iterate x (|f| < tolerance
-  # on success): (q, p) plus the flow at midpoints within tolerance/2 of its own.
-  x = out.x + out.f
-  q1, p1 = tf.reshape(x[:half], shape), tf.reshape(x[half:], shape) * s_p
-  return SolveResult(q1, p1, out.iterations, out.converged, out.residual)
+
+def _solve_composition(model, q, p, box, solver):
+  """The composition's step: half step A (the type-2 map of G) from (q, p) to
+  (q_m, p_m), then B = ρA⁻¹ρ (ρ: p → −p) to (q′, p′), each solved as in `solve`:
+
+      A:  p_m = p − ∂G/∂q(q, p_m),          q_m = q + ∂G/∂P(q, p_m)
+      B:  q′ = q_m − ∂G/∂P(q′, −p_m),       p′ = p_m − ∂G/∂q(q′, −p_m)
+
+  A is implicit in p_m alone, B in q′ alone; with δG = 0 this is velocity
+  Verlet of Δt. B∘A is symplectic and time-reversible (ρ(B∘A)ρ = (B∘A)⁻¹) for
+  any G, and if A is the exact flow of Δt/2 so is B (the flow is reversible),
+  which is why both halves are fitted to true pairs Δt/2 apart (forward and
+  time-reversed): B's equations on (q_m, p_m) → (q′, p′) are A's on
+  (q′, −p′) → (q_m, −p_m)."""
+  a = first_half(model, q, p, box, solver)
+  qm, pm = a.positions, a.momenta
+  half_b = _Equations(model, qm, box, solver)
+  qb, pb = half_b.predict(qm, pm, model.step_fs)
+
+  def images_b(q1, p1):
+    del p1
+    dq, dp = model.flow(q1, -pm, box, *half_b.pairs_at(q1))
+    return qm - dq, pm + dp
+
+  b = half_b.solve(images_b, qb, pb)
+  return SolveResult(b.positions, b.momenta, a.iterations + b.iterations,
+                     a.converged & b.converged, tf.maximum(a.last_change, b.last_change))
+
+
+def first_half(model, q, p, box, solver=Solver()):
+  """Half step A of a composition, (q, p) → (q_m, p_m) as SolveResult: on its
+  own, the map fitted to true pairs Δt/2 apart (scored alone by
+  training_runs/composition/halfstep_rmse.py)."""
+  half_a = _Equations(model, q, box, solver)
+  qa, pa = half_a.predict(q, p, model.step_fs)
+  pairs_a = half_a.pairs_at(q)          # A evaluates G at the start positions only
+
+  def images_a(q1, p1):
+    del q1
+    dq, dp = model.flow(q, p1, box, *pairs_a)
+    return q + dq, p + dp
+
+  return half_a.solve(images_a, qa, pa)
+
+
+class _Equations:
+  """What every implicit solve of one step shares: the pair candidates of its
+  start positions (`pairs_at` filters them to r_c at an iterate), the Verlet
+  predictor, and the solve of x = G(x) over x = (q′, p′/s_p) [2N·3], so that
+  positions (Å) and momenta (s_p) weigh alike."""
+
+  def __init__(self, model, start, box, solver):
+    self.config, self.box, self.solver = model.config, box, solver
+    self.start = start
+    self.s_p = tf.constant(model.config.stats.dp_scale, start.dtype)
+    self.candidates = partition.pairs(tf.stop_gradient(start), box,
+                                      model.config.cutoff_angstrom + SKIN)
+
+  def pairs_at(self, x):
+    """Pairs within r_c at positions x (from the start's candidates)."""
+    return _pairs_near(x, self.start, self.box, self.candidates, self.config.cutoff_angstrom)
+
+  def predict(self, q, p, duration):
+    """Velocity Verlet with the baseline's LJ force from (q, p) over `duration`
+    fs in substeps of at most predictor_dt_fs (a graph loop: one copy of the
+    pair search in the graph, not one per substep)."""
+    c = self.config
+
+    def lj_force(x):
+      i, j = self.pairs_at(x)
+      return lj_forces(x, self.box, i, j, c.lj(), c.lj_switch_angstrom), None
+
+    substeps = max(1, math.ceil(duration / self.solver.predictor_dt_fs - 1e-9))
+
+    def substep(k, q1, p1, force):
+      q1, p1, force, _ = integrate.verlet_step(q1, p1, force, duration / substeps, c.mass_amu,
+                                               lj_force)
+      return k + 1, q1, p1, force
+
+    _, q1, p1, _ = tf.while_loop(lambda k, *_: k < substeps, substep,
+                                 (tf.constant(0), q, p, lj_force(q)[0]))
+    return q1, p1
+
+  def solve(self, images, q0, p0):
+    """SolveResult of x = G(x), G(x) = images(q′, p′) packed, from (q0, p0):
+    Anderson, and Newton–Krylov from the same start where Anderson fails."""
+    shape, half, s_p, solver = tf.shape(q0), tf.size(q0), self.s_p, self.solver
+    pack = lambda a, b: tf.concat([tf.reshape(a, [-1]), tf.reshape(b / s_p, [-1])], 0)
+    unpack = lambda x: (tf.reshape(x[:half], shape), tf.reshape(x[half:], shape) * s_p)
+
+    @tf.function   # traced once, called from every solver loop
+    def residual(x):
+      """f = G(x) − x."""
+      return pack(*images(*unpack(x))) - x
+
+    x0 = pack(q0, p0)
+    first = anderson(residual, x0, solver)
+    if solver.newton_iter > 0:
+      def rescue():
+        newton = newton_krylov(residual, x0, solver)
+        return newton._replace(iterations=newton.iterations + first.iterations)
+
+      out = tf.cond(first.converged, lambda: first, rescue)
+    else:
+      out = first
+    # The result is G(x) = x + f of the last evaluated iterate x (|f| < tolerance
+    # on success): the images of an iterate within tolerance of its own.
+    q1, p1 = unpack(out.x + out.f)
+    return SolveResult(q1, p1, out.iterations, out.converged, out.residual)
 
 
 class Iterate(NamedTuple):
