@@ -20,7 +20,7 @@ $(STAMP): setup.py requirements.txt
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 --dist worksteal tests
 
 # LAMMPS data -> TF Verlet vs LAMMPS -> a short MDNet training -> Table 1 on the demo data
 # -> SavedModel export -> gRPC server -> roll-out through the client -> server stopped

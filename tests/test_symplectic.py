@@ -39,7 +39,10 @@ def exact():
     yield
 
 
-GENERATING = pytest.mark.parametrize("generating", symplectic.GENERATING_FUNCTIONS)
+# Without / with the many-body term, and the composition without it (the term is the
+# same code in both forms; the composition's solves double the cost of each case).
+FORMS = pytest.mark.parametrize("density, generating", [
+    (0, symplectic.MIDPOINT), (4, symplectic.MIDPOINT), (0, symplectic.COMPOSITION)])
 
 
 def _model(dt_fs=64.0, random_correction=True, seed=0, density=0,
@@ -73,8 +76,7 @@ def _flow(model, q, p, box):
   return [x.numpy() for x in model.flow(q, p, box, i, j)]
 
 
-@GENERATING
-@pytest.mark.parametrize("density", [0, 4])   # without / with the many-body term
+@FORMS
 def test_flow_conserves_momentum_and_is_invariant_and_even_in_momenta(exact, density,
                                                                       generating):
   """Σ Δp = 0 and invariance for both forms; S even in p̄ for the midpoint form
@@ -144,8 +146,7 @@ def test_zero_correction_composition_is_velocity_verlet_with_the_lj_force(exact)
   np.testing.assert_allclose(dp, 16.0 * accel(q.numpy()), atol=1e-12)
 
 
-@GENERATING
-@pytest.mark.parametrize("density", [0, 4])   # without / with the many-body term
+@FORMS
 def test_solved_step_is_time_reversible(exact, density, generating):
   model = _model(density=density, generating=generating)
   q, p, box = _tiny_state(2)
@@ -206,10 +207,7 @@ def _symplectic_error(jac, n):
   return np.abs(jac.T @ j @ jac - j).max()
 
 
-# Without / with the many-body term; the composition without it (the term is
-# the same code in both forms, and each finite-difference Jacobian costs ~30 s).
-@pytest.mark.parametrize("density, generating", [(0, symplectic.MIDPOINT), (4, symplectic.MIDPOINT),
-                                                 (0, symplectic.COMPOSITION)])
+@FORMS
 def test_solved_step_is_symplectic_and_an_explicit_map_is_not(exact, density, generating):
   model = _model(density=density, generating=generating)
   q, p, box = _tiny_state(3, n=4)
@@ -241,8 +239,7 @@ def test_solved_step_is_symplectic_and_an_explicit_map_is_not(exact, density, ge
       assert error > 1e-3, error
 
 
-@GENERATING
-@pytest.mark.parametrize("density", [0, 4])   # without / with the many-body term
+@FORMS
 def test_training_gradient_through_the_inner_derivatives_matches_finite_differences(
     exact, density, generating):
   """The loss of the teacher-forced flow (no solve) differentiated w.r.t. the

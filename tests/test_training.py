@@ -125,47 +125,34 @@ def test_mirrored_strategy_on_two_logical_cpus_equals_one_device(smoke_dir, tmp_
 
 def test_train_py_symplectic_flags_are_stored_and_a_resume_cannot_change_them(smoke_dir,
                                                                              tmp_path):
-  """--model=mdnet_symplectic --density_channels=2 --symplectic_width=8: the
-  run's config carries the many-body channels, the width and the default
-  switched baseline; resuming the run with other channels, or starting a run of
-  another width from its weights, is refused with a message, not silently
-  ignored."""
+  """--model=mdnet_symplectic --generating_function=composition --dt=64
+  --density_channels=2 --symplectic_width=8: the run's config carries the form,
+  the many-body channels, the width and the default switched baseline; a
+  composition trains on the pairs 32 fs apart (its half steps; the statistics
+  are theirs) and validates the solved 64 fs step; resuming the run with other
+  channels, or starting a run of another width or form from its weights, is
+  refused with a message, not silently ignored."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), "--dt=64",
          "--model=mdnet_symplectic", "--graph_backend=graph", f"--data_dir={smoke_dir}",
          f"--workdir={tmp_path}", "--steps=2", "--checkpoint_every=2", "--seed=0"]
-  subprocess.run(cmd + ["--density_channels=2", "--symplectic_width=8"], check=True, env=env,
-                 capture_output=True)
-  config = dataset.read_json(os.path.join(tmp_path, "model_config.json"))
-  assert (config["density_channels"], config["lj_switch_angstrom"],
-          config["symplectic_width"]) == (2, 0.5, 8)
-  out = subprocess.run(cmd + ["--density_channels=3", "--steps=4"], env=env,
-                       capture_output=True, text=True)
-  assert out.returncode != 0 and "density_channels=2" in out.stderr, out.stderr[-500:]
-  wider = [a.replace(str(tmp_path), str(tmp_path / "wider")) if a.startswith("--workdir") else a
-           for a in cmd] + [f"--init_from={tmp_path}", "--symplectic_width=16"]
-  out = subprocess.run(wider, env=env, capture_output=True, text=True)
-  assert out.returncode != 0 and "width 8" in out.stderr, out.stderr[-500:]
-  other = [a.replace(str(tmp_path), str(tmp_path / "other")) if a.startswith("--workdir") else a
-           for a in cmd] + [f"--init_from={tmp_path}", "--generating_function=composition"]
-  out = subprocess.run(other, env=env, capture_output=True, text=True)
-  assert out.returncode != 0 and "midpoint model" in out.stderr, out.stderr[-500:]
-
-
-def test_train_py_composition_fits_half_steps_and_validates_whole_ones(smoke_dir, tmp_path):
-  """--generating_function=composition --dt=64: the training items are the
-  pairs 32 fs apart (the half steps G is fitted to; the statistics are theirs),
-  the validation is of the solved 64 fs step, and the config says so."""
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), "--dt=64",
-         "--model=mdnet_symplectic", "--graph_backend=graph", f"--data_dir={smoke_dir}",
-         f"--workdir={tmp_path}", "--steps=2", "--checkpoint_every=2", "--seed=0",
-         "--generating_function=composition", "--symplectic_width=8"]
-  out = subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
+  out = subprocess.run(cmd + ["--density_channels=2", "--symplectic_width=8",
+                              "--generating_function=composition"],
+                       check=True, env=env, capture_output=True, text=True)
   assert "× 32 fs" in out.stdout and "Δt = 64 fs" in out.stdout, out.stdout[-800:]
   config = mdnet.MDNetConfig.from_json(
       dataset.read_json(os.path.join(tmp_path, "model_config.json")))
-  assert (config.generating_function, config.dt_fs) == ("composition", 64.0)
+  assert (config.density_channels, config.lj_switch_angstrom, config.symplectic_width,
+          config.generating_function, config.dt_fs) == (2, 0.5, 8, "composition", 64.0)
   half = dataset.load_pairs(smoke_dir, "train", 32)
   expected = normalization.NormStats.from_pairs(half, config.mass_amu, config.cutoff_angstrom)
   assert config.stats.dp_scale == pytest.approx(expected.dp_scale, rel=1e-12)
+  out = subprocess.run(cmd + ["--density_channels=3", "--steps=4"], env=env,
+                       capture_output=True, text=True)
+  assert out.returncode != 0 and "density_channels=2" in out.stderr, out.stderr[-500:]
+  elsewhere = [a.replace(str(tmp_path), str(tmp_path / "new")) if a.startswith("--workdir")
+               else a for a in cmd] + [f"--init_from={tmp_path}"]
+  for flag, message in (("--symplectic_width=16", "width 8"),
+                        ("--generating_function=midpoint", "composition model")):
+    out = subprocess.run(elsewhere + [flag], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and message in out.stderr, out.stderr[-500:]
