@@ -57,8 +57,9 @@ _WIDTH = flags.DEFINE_integer(
 _GENERATING = flags.DEFINE_enum(
     "generating_function", None, list(symplectic.GENERATING_FUNCTIONS),
     "mdnet_symplectic: S of the midpoints (default for a new run), or the symmetric "
-    "composition of a learned type-2 half step with its adjoint, trained on pairs Δt/2 "
-    "apart (the dataset must hold them); an --init_from run keeps its model's form.")
+    "composition of a learned type-2 half step A with its reversed inverse ρA⁻¹ρ, "
+    "trained on pairs Δt/2 apart (the dataset must hold them); an --init_from run keeps "
+    "its model's form.")
 _BACKEND = flags.DEFINE_enum("graph_backend", "dgl", ["dgl", "xla", "graph"],
                              "Message passing: DGL (eager, the paper's stack), TF-native "
                              "segment ops compiled with XLA, or compact graphs in graph mode "

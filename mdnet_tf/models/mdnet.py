@@ -80,7 +80,7 @@ class MDNetConfig:
   symplectic_width: int = 64
   # mdnet_symplectic only: "midpoint" (S of the midpoints, as in models trained
   # before the choice existed) or "composition" (a type-2 half step and its
-  # adjoint; see symplectic._solve_composition).
+  # reversed inverse ρA⁻¹ρ; see symplectic._solve_composition).
   generating_function: str = "midpoint"
 
   def to_json(self):

@@ -83,7 +83,8 @@ from mdnet_tf.models import mlp
 
 FAMILY = "mdnet_symplectic"
 # config.generating_function: S(q̄, p̄) of the midpoints (the default), or the
-# symmetric composition of a type-2 half step G(q, P) with its adjoint.
+# symmetric composition of the type-2 half step A of G(q, P) with its reversed
+# inverse ρA⁻¹ρ (ρ: p → −p).
 MIDPOINT = "midpoint"
 COMPOSITION = "composition"
 GENERATING_FUNCTIONS = (MIDPOINT, COMPOSITION)
