@@ -312,11 +312,12 @@ class Solver(NamedTuple):
   predictor_dt_fs: float = PREDICTOR_DT
 
 
-def predict(model, q, p, box, solver=Solver()):
+def predict(model, q, p, box, solver=Solver(), step=None):
   """(Δq, Δp) float32 of one solved step and whether the solve converged [] bool;
-  the state in float64 (a float32 position of ~20 Å would round Δq by 2e-6 Å)."""
+  the state in float64 (a float32 position of ~20 Å would round Δq by 2e-6 Å).
+  step: the solved map, `solve` (default) or a composition's `first_half`."""
   f64 = lambda x: tf.cast(x, tf.float64)
-  out = solve(model, f64(q), f64(p), f64(box), solver)
+  out = (step or solve)(model, f64(q), f64(p), f64(box), solver)
   return (tf.cast(out.positions - f64(q), tf.float32),
           tf.cast(out.momenta - f64(p), tf.float32), out.converged)
 
