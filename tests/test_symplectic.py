@@ -406,8 +406,9 @@ def test_a_diverged_solve_stops_the_loop_with_its_reason(exact):
 def test_newton_krylov_rescues_a_failed_anderson_solve(exact):
   """Anderson iteration that diverges (β = 30 overshoots to NaN) hands over to
   Newton–Krylov from the predictor, which reaches the same solution as a
-  converged Anderson solve (float64 networks: exact Jacobian-vector products,
-  so Newton converges to 1e-12); iterations count both solvers' network
+  converged Anderson solve (float64 networks: the finite-difference
+  Jacobian-vector products are good to ~1e-8, so Newton converges to 1e-12);
+  iterations count both solvers' network
   evaluations. (Running out of iterations takes the same branch.)"""
   model = _model(dt_fs=128.0)
   q, p, box = _tiny_state(5)

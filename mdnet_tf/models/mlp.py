@@ -38,6 +38,11 @@ def precision(dtype):
     _PRECISION.reset(token)
 
 
+def compute_dtype():
+  """The MLP compute precision of the current context (tf.DType)."""
+  return _PRECISION.get()
+
+
 def matmul(x, w):
   """x @ w in the compute precision (result in that dtype); w a tensor or variable."""
   dtype = _PRECISION.get()
