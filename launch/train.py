@@ -12,8 +12,6 @@ TensorBoard: `tensorboard --logdir <workdir>/tensorboard`.
 """
 
 import contextlib
-import dataclasses
-import json
 import os
 import shlex
 import sys
@@ -26,15 +24,16 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
+from mdnet_tf import errors  # noqa: E402
 from mdnet_tf import models  # noqa: E402
 from mdnet_tf import multistep  # noqa: E402
+from mdnet_tf import run_config  # noqa: E402
 from mdnet_tf import training  # noqa: E402
 from mdnet_tf.data import dataset  # noqa: E402
 from mdnet_tf.data import generate  # noqa: E402
 from mdnet_tf.data import presets  # noqa: E402
 from mdnet_tf.models import io  # noqa: E402
 from mdnet_tf.models import mdnet  # noqa: E402
-from mdnet_tf.models import normalization  # noqa: E402
 from mdnet_tf.models import symplectic  # noqa: E402
 
 _DT = flags.DEFINE_integer("dt", 16, "Time step Δt of the model, fs.")
@@ -130,47 +129,11 @@ def _strategy():
 
 
 def _symplectic_overrides():
-  """The config fields given by --lj_switch / --density_channels /
-  --symplectic_width / --generating_function (checked)."""
+  """The δS config fields given by --lj_switch / --density_channels /
+  --symplectic_width / --generating_function."""
   given = {"lj_switch_angstrom": _LJ_SWITCH.value, "density_channels": _DENSITY.value,
            "symplectic_width": _WIDTH.value, "generating_function": _GENERATING.value}
-  given = {k: v for k, v in given.items() if v is not None}
-  if given and _MODEL.value != symplectic.FAMILY:
-    raise app.UsageError(f"--lj_switch, --density_channels, --symplectic_width and "
-                         f"--generating_function set --model={symplectic.FAMILY}'s δS, not "
-                         f"--model={_MODEL.value}'s")
-  numbers = [v for k, v in given.items() if k != "generating_function"]
-  if any(v < 0 for v in numbers) or given.get("symplectic_width", 1) < 1:
-    raise app.UsageError(f"--lj_switch and --density_channels are ≥ 0, --symplectic_width "
-                         f"≥ 1; got {given}")
-  return given
-
-
-def _init_config(manifest):
-  """The config of --init_from, checked against the flags and the dataset."""
-  config = io.read_config(_INIT_FROM.value)
-  config.check_dt(_DT.value)
-  if config.model != _MODEL.value:
-    raise app.UsageError(f"--init_from {_INIT_FROM.value} is a {config.model} model, "
-                         f"not --model={_MODEL.value}")
-  potential = manifest["potential"]
-  ours = (manifest["mass_amu"], potential["epsilon"], potential["sigma"], potential["cutoff"])
-  theirs = (config.mass_amu, config.lj_epsilon, config.lj_sigma, config.cutoff_angstrom)
-  if any(abs(a - b) > 1e-9 * max(1.0, abs(a)) for a, b in zip(ours, theirs)):
-    raise app.UsageError(f"--init_from {_INIT_FROM.value} was trained on mass, ε, σ, "
-                         f"cutoff {theirs}, the dataset has {ours}")
-  return config
-
-
-def _train_dt(generating_function):
-  """Δt of the training pairs, fs: the model's, or half of it for a composition
-  (each of its half steps is fitted to true states Δt/2 apart)."""
-  if generating_function == symplectic.COMPOSITION:
-    if _DT.value % 2:
-      raise app.UsageError(f"--generating_function=composition needs an even --dt, got "
-                           f"{_DT.value}")
-    return _DT.value // 2
-  return _DT.value
+  return {k: v for k, v in given.items() if v is not None}
 
 
 def main(argv):
@@ -191,42 +154,13 @@ def main(argv):
   suffix = "" if _TAILOR.value == "none" else f"_tailor_{_TAILOR.value}"
   workdir = _WORKDIR.value or os.path.join("runs", f"{_MODEL.value}{suffix}_dt{_DT.value}")
   val_pairs = dataset.load_pairs(data_dir, "validation", _DT.value)
-  config_path = os.path.join(workdir, "model_config.json")
-  overrides = _symplectic_overrides()
-  if os.path.exists(config_path):   # resuming: the stored statistics are authoritative
-    with open(config_path) as f:
-      config = mdnet.MDNetConfig.from_json(json.load(f))
-    config.check_dt(_DT.value)
-    for field, value in overrides.items():
-      if value != getattr(config, field):
-        raise app.UsageError(f"{workdir} was started with {field}="
-                             f"{getattr(config, field):g}; a resumed run cannot change it")
-  elif _INIT_FROM.value:
-    config = _init_config(manifest)
-    if overrides.get("symplectic_width", config.symplectic_width) != config.symplectic_width:
-      raise app.UsageError(f"--init_from {_INIT_FROM.value} has δS width "
-                           f"{config.symplectic_width}; its weights cannot start a model of "
-                           f"width {overrides['symplectic_width']}")
-    if overrides.get("generating_function", config.generating_function) != \
-        config.generating_function:
-      raise app.UsageError(f"--init_from {_INIT_FROM.value} is a {config.generating_function} "
-                           f"model; its weights cannot start a "
-                           f"{overrides['generating_function']} one")
-    config = dataclasses.replace(config, **overrides)
-  else:
-    new_run_defaults = ({"lj_switch_angstrom": symplectic.LJ_SWITCH}
-                        if _MODEL.value == symplectic.FAMILY else {})
-    stats = normalization.NormStats.from_pairs(
-        dataset.load_pairs(data_dir, "train", _train_dt(overrides.get("generating_function"))),
-        manifest["mass_amu"], manifest["potential"]["cutoff"])
-    potential = manifest["potential"]
-    config = mdnet.MDNetConfig(dt_fs=float(_DT.value), stats=stats, m2=_M2.value,
-                               cutoff_angstrom=potential["cutoff"],
-                               mass_amu=manifest["mass_amu"], lj_epsilon=potential["epsilon"],
-                               lj_sigma=potential["sigma"], model=_MODEL.value,
-                               tailor=_TAILOR.value, tailor_lr=_TAILOR_LR.value,
-                               **{**new_run_defaults, **overrides})
-  train_dt = _train_dt(config.generating_function)
+  try:
+    config = run_config.resolve(workdir, data_dir, _DT.value, _MODEL.value,
+                                _symplectic_overrides(), _INIT_FROM.value, m2=_M2.value,
+                                tailor=_TAILOR.value, tailor_lr=_TAILOR_LR.value)
+  except errors.InputError as e:
+    raise app.UsageError(str(e)) from e
+  train_dt = run_config.training_dt(_DT.value, config.generating_function)
   if _BACKEND.value == "graph":
     sequences = dataset.load_sequences(data_dir, "train", train_dt, _ROLLOUT_STEPS.value,
                                        _STARTS.value, _SEED.value)

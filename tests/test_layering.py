@@ -21,7 +21,7 @@ FLOORS = [
     ["models.mdnet", "models.egnn", "models.simple", "models.tailoring", "models.symplectic",
      "models", "verlet",
      "stepping", "analysis", "multistep"],
-    ["models.io", "thermo", "training"],
+    ["models.io", "thermo", "training", "run_config"],
     ["propagators", "rollout", "evaluation"],
     ["signatures", "benchmarking"],
     ["profiling"],
