@@ -45,7 +45,7 @@ def compute_dtype():
 
 def matmul(x, w):
   """x @ w in the compute precision (result in that dtype); w a tensor or variable."""
-  dtype = _PRECISION.get()
+  dtype = compute_dtype()
   return tf.matmul(tf.cast(x, dtype), tf.cast(w, dtype))
 
 

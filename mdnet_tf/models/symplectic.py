@@ -61,8 +61,9 @@ gradients through the inner derivatives (nested GradientTape). A prediction
 solves the implicit equations from a velocity Verlet predictor by
 Anderson-accelerated damped fixed-point iteration (cheap: one network gradient
 per iteration) and, where that fails, by Newton–Krylov (GMRES on
-finite-difference Jacobian-vector products, with a line search), until the residual is below
-tolerance; a solve that converges in neither is reported, never hidden.
+finite-difference Jacobian-vector products, with a line search), until the
+residual is below tolerance; a solve that converges in neither is reported,
+never hidden.
 
 Shapes and units: positions [N, 3] Å, momenta [N, 3] g/mol·Å/fs, box [3] Å;
 S in g/mol·Å²/fs (action); pairs (i, j) [E] int32 with i < j.
