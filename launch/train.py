@@ -42,6 +42,10 @@ _MODEL = flags.DEFINE_enum("model", "mdnet", ["mdnet", "egnn", "simple", "mdnet_
 _TAILOR = flags.DEFINE_enum("tailor", "none", ["none", "temperature", "energy", "learned"],
                             "Noether meta-tailoring (SIMPLE) of the model's prediction.")
 _TAILOR_LR = flags.DEFINE_float("tailor_lr", 1e-3, "Inner SGD step size of tailoring.")
+_BASELINE = flags.DEFINE_enum(
+    "baseline", None, ["free_flight", "verlet"], "mdnet: the step the network's output is "
+    "added to: the paper's free flight pΔt/m (default for a new run) or one velocity-Verlet "
+    "step, whose error the network then learns (graph/DGL backends; not under XLA).")
 _LJ_SWITCH = flags.DEFINE_float(
     "lj_switch", None, "mdnet_symplectic: width, Å, over which the baseline LJ force is "
     f"switched to zero before r_c (default {symplectic.LJ_SWITCH:g} for a new run; an "
@@ -156,7 +160,8 @@ def main(argv):
   val_pairs = dataset.load_pairs(data_dir, "validation", _DT.value)
   try:
     config = run_config.resolve(workdir, data_dir, _DT.value, _MODEL.value,
-                                _symplectic_overrides(), _INIT_FROM.value, m2=_M2.value,
+                                _symplectic_overrides(), _INIT_FROM.value, _BASELINE.value,
+                                m2=_M2.value,
                                 tailor=_TAILOR.value, tailor_lr=_TAILOR_LR.value)
   except errors.InputError as e:
     raise app.UsageError(str(e)) from e

@@ -36,27 +36,18 @@ def verlet_rmse(pairs, mass, lj):
 
 
 def model_rmse(model, pairs, precision="float32"):
-  """RMSE of a trained model (TF-native message passing, XLA) on FramePairs,
+  """RMSE of a trained model (compiled as training.predictor does) on FramePairs,
   its matmuls in `precision` ('float32' or 'bfloat16'); a symplectic model's
   steps are solved (symplectic.predict), as roll-outs do."""
   model.config.check_dt(pairs.dt_fs)
+  if model.config.model == symplectic.FAMILY and precision != "float32":
+    raise errors.InputError(f"{symplectic.FAMILY} runs in float32 only")
   data = training.prepare(pairs, model.config.cutoff_angstrom)
-  if model.config.model == symplectic.FAMILY:     # solved as in roll-outs (graph mode)
-    if precision != "float32":
-      raise errors.InputError(f"{symplectic.FAMILY} runs in float32 only")
-    predict = tf.function(lambda q, p, b, g: symplectic.predict(model, q, p, b))
-    metrics = training.evaluate(predict, data, model.config)
-    if metrics["unconverged"]:
-      logging.warning("%s: %d of %d solves did not converge (their last iterates are scored)",
-                      model.config.name, metrics["unconverged"], len(data))
-    return metrics["rmse_positions"], metrics["rmse_velocities"]
-
-  def forward(q, p, b, g):
-    with mlp.precision(mlp.PRECISIONS[precision]):
-      return models.forward(model, q, p, b, g, segment_ops)
-
-  predict = tf.function(forward, jit_compile=True)
+  predict = training.predictor(model, mlp.PRECISIONS[precision])
   metrics = training.evaluate(predict, data, model.config)
+  if metrics.get("unconverged"):
+    logging.warning("%s: %d of %d solves did not converge (their last iterates are scored)",
+                    model.config.name, metrics["unconverged"], len(data))
   return metrics["rmse_positions"], metrics["rmse_velocities"]
 
 

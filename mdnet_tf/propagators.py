@@ -130,6 +130,9 @@ def model_propagator(model, name=None, mode=DEFAULT_MODE, precision="float32", s
       raise errors.InputError(f"{symplectic.FAMILY} runs in graph mode only (its solve "
                               f"searches compact pairs), got mode {mode!r}")
     return symplectic_propagator(model, solver or symplectic.Solver(), name, precision)
+  if mode == "xla" and not models.runs_under_xla(c):
+    raise errors.InputError(f"{c.name} searches pairs in its step (baseline {c.baseline!r}): "
+                            f"it runs in graph mode, not xla")
   name = name or c.name + ("" if precision == "float32" else f"+{precision}")
   return Propagator(model_delta(model, mode, precision), float(c.dt_fs),
                     float(c.cutoff_angstrom), float(c.mass_amu), c.lj(), mode == "xla", name,

@@ -360,6 +360,8 @@ def model_card(config, run, parameters, checkpoint, split, num_pairs, rmse, verl
   paper_row = (f"| {label} (paper) | {theirs[0]:.2e} | {theirs[1]:.2e} |\n" if theirs else
                f"| {label} (paper) | — | — |\n" if label in paper.TABLE1 else "")
   width = f"m2 = {config.m2}; " if config.model == "mdnet" else ""
+  if config.model == "mdnet" and config.baseline != "free_flight":
+    width += f"network added to one {config.baseline} step (baseline); "
   options = run.get("options", {})
   hours = run.get("train_seconds_total", 0.0) / 3600
   note = f" {run['note']}" if run.get("note") else ""

@@ -13,6 +13,7 @@ import os
 
 from mdnet_tf import errors
 from mdnet_tf.data import dataset
+from mdnet_tf.models import baseline as baseline_lib
 from mdnet_tf.models import io
 from mdnet_tf.models import mdnet
 from mdnet_tf.models import normalization
@@ -85,31 +86,50 @@ def _initialized(init_from, manifest, dt, model, overrides):
   return dataclasses.replace(config, **overrides)
 
 
-def _new(data_dir, manifest, dt, model, overrides, **fields):
+def _new(data_dir, manifest, dt, model, overrides, baseline, **fields):
   defaults = {"lj_switch_angstrom": symplectic.LJ_SWITCH} if model == symplectic.FAMILY else {}
   potential = manifest["potential"]
   pairs = dataset.load_pairs(data_dir, "train",
                              training_dt(dt, overrides.get("generating_function")))
   stats = normalization.NormStats.from_pairs(pairs, manifest["mass_amu"], potential["cutoff"])
-  return mdnet.MDNetConfig(dt_fs=float(dt), stats=stats, cutoff_angstrom=potential["cutoff"],
-                           mass_amu=manifest["mass_amu"], lj_epsilon=potential["epsilon"],
-                           lj_sigma=potential["sigma"], model=model,
-                           **fields, **{**defaults, **overrides})
+  config = mdnet.MDNetConfig(dt_fs=float(dt), stats=stats, cutoff_angstrom=potential["cutoff"],
+                             mass_amu=manifest["mass_amu"], lj_epsilon=potential["epsilon"],
+                             lj_sigma=potential["sigma"], model=model,
+                             baseline=baseline or baseline_lib.FREE_FLIGHT,
+                             **fields, **{**defaults, **overrides})
+  if config.baseline == baseline_lib.VERLET:   # the network's outputs scale Verlet's error
+    s_q, s_p = baseline_lib.residual_scales(pairs, config.mass_amu, config.lj())
+    config = dataclasses.replace(
+        config, stats=dataclasses.replace(stats, dq_scale=s_q, dp_scale=s_p))
+  return config
 
 
-def resolve(workdir, data_dir, dt, model, overrides=None, init_from=None, **fields):
+def _same_baseline(config, baseline, where):
+  if baseline is not None and baseline != config.baseline:
+    raise errors.InputError(f"{where} has baseline {config.baseline!r}; a run from it cannot "
+                            f"change it to {baseline!r}")
+  return config
+
+
+def resolve(workdir, data_dir, dt, model, overrides=None, init_from=None, baseline=None,
+            **fields):
   """The MDNetConfig of a training run in `workdir` on the dataset `data_dir`.
 
   dt: the run's Δt, fs (int). model: the family (mdnet, egnn, simple,
   mdnet_symplectic). overrides: δS fields given on the command line (checked by
   check_symplectic_overrides). init_from: a model directory to start from.
+  baseline: MDNet's baseline (models/baseline.py; None: the model's, or
+  free_flight for a new one); a resumed or initialized run cannot change it.
   fields: the other config fields of a new run (m2, tailor, tailor_lr); a
   resumed or initialized run keeps its model's."""
   overrides = dict(overrides or {})
   check_symplectic_overrides(model, overrides)
+  if baseline is not None:
+    baseline_lib.check(baseline, model)
   if os.path.exists(os.path.join(workdir, io.CONFIG_FILE)):
-    return _resumed(workdir, dt, overrides)
+    return _same_baseline(_resumed(workdir, dt, overrides), baseline, workdir)
   manifest = dataset.load_manifest(data_dir)
   if init_from:
-    return _initialized(init_from, manifest, dt, model, overrides)
-  return _new(data_dir, manifest, dt, model, overrides, **fields)
+    return _same_baseline(_initialized(init_from, manifest, dt, model, overrides), baseline,
+                          f"--init_from {init_from}")
+  return _new(data_dir, manifest, dt, model, overrides, baseline, **fields)

@@ -30,7 +30,9 @@ from mdnet_tf import io_utils
 from mdnet_tf import models
 from mdnet_tf import multistep
 from mdnet_tf import partition
+from mdnet_tf.models import compact_ops
 from mdnet_tf.models import graph as graph_lib
+from mdnet_tf.models import mlp
 from mdnet_tf.models import segment_ops
 from mdnet_tf.models import symplectic
 
@@ -175,9 +177,12 @@ class Trainer:
                             or options.noise):
       raise errors.InputError(f"{symplectic.FAMILY} trains with --graph_backend=graph, "
                               f"--rollout_steps=1 and no noise (its loss needs no solve)")
-    # Validation predicts one step as inference does: the symplectic step is
-    # solved (graph mode: its pair search does not compile under XLA).
-    self._eval_fn = tf.function(self._predict, jit_compile=not self.symplectic)
+    xla = models.runs_under_xla(model.config)
+    if not xla and options.graph_backend == "xla":
+      raise errors.InputError(f"{model.config.name} searches pairs in its step (baseline "
+                              f"{model.config.baseline!r}): train it with --graph_backend="
+                              f"graph or dgl, not xla")
+    self._eval_fn = predictor(model)
 
   def restore(self):
     """Restores the latest checkpoint if any; returns the step to start from."""
@@ -249,11 +254,6 @@ class Trainer:
       return tf.nest.map_structure(lambda x: x[start:start + local], batch)
 
     return self.strategy.experimental_distribute_values_from_function(slice_for)
-
-  def _predict(self, q, p, box, graph):
-    if self.symplectic:
-      return symplectic.predict(self.model, q, p, box)
-    return models.forward(self.model, q, p, box, graph, segment_ops)
 
   def order(self, epoch):
     """Pair order of an epoch (a permutation seeded by seed and epoch)."""
@@ -348,6 +348,28 @@ def _is_chief(strategy):
 def _task_id(strategy):
   resolver = getattr(strategy, "cluster_resolver", None)
   return 0 if resolver is None else resolver.task_id
+
+
+def predictor(model, precision=tf.float32):
+  """The one-step prediction that validation and Table 1 score, compiled as
+  inference runs it: (q, p, box, padded graph) -> (Δq, Δp), or (Δq, Δp,
+  converged) for a solved symplectic step (graph mode: its solve searches
+  pairs). A model that searches pairs in its step (the Verlet baseline) runs in
+  graph mode on the compact pairs of q, as roll-outs do; any other under XLA on
+  the prepared padded graph. precision: the matmuls' (mlp.precision)."""
+  xla = models.runs_under_xla(model.config)
+  cutoff = model.config.cutoff_angstrom
+
+  def predict(q, p, box, graph):
+    if model.config.model == symplectic.FAMILY:
+      return symplectic.predict(model, q, p, box)
+    with mlp.precision(precision):
+      if xla:
+        return models.forward(model, q, p, box, graph, segment_ops)
+      pairs = graph_lib.from_pairs(*partition.pairs(q, box, cutoff))
+      return models.forward(model, q, p, box, pairs, compact_ops)
+
+  return tf.function(predict, jit_compile=xla)
 
 
 def evaluate(predict_fn, data, config, momentum_weight=1.0):

@@ -17,7 +17,7 @@ FLOORS = [
     ["capacity", "data.states", "data.generate", "data.ingest", "models.graph",
      "models.segment_ops",
      "models.compact_ops",
-     "models.dgl_ops", "models.normalization"],
+     "models.dgl_ops", "models.normalization", "models.baseline"],
     ["models.mdnet", "models.egnn", "models.simple", "models.tailoring", "models.symplectic",
      "models", "verlet",
      "stepping", "analysis", "multistep"],

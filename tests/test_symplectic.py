@@ -491,7 +491,7 @@ def test_baseline_force_against_brute_force(width):
   r = np.linalg.norm(space.minimum_image(
       tf.gather(q, i) - tf.gather(q, j), box).numpy(), axis=-1)
   assert np.any((r > lj.cutoff - width) & (r < lj.cutoff)) or width == 0.0   # switch in use
-  np.testing.assert_allclose(symplectic.lj_forces(q, box, i, j, lj, width).numpy(),
+  np.testing.assert_allclose(potentials.pair_forces(q, box, i, j, lj, width).numpy(),
                              _switched_forces_brute_force(q.numpy(), box.numpy(), lj, width),
                              rtol=1e-12, atol=1e-15)
 

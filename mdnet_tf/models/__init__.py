@@ -26,3 +26,10 @@ def forward(model, positions, momenta, box, graph, ops):
   """Δq, Δp of any model, with its Noether tailoring step if it has one."""
   from mdnet_tf.models import tailoring  # pylint: disable=import-outside-toplevel
   return tailoring.forward(model, positions, momenta, box, graph, ops)
+
+
+def runs_under_xla(config):
+  """Whether a model's step compiles under XLA: not the symplectic family (its
+  solve searches pairs) nor an MDNet with the Verlet baseline (models/baseline.py)."""
+  from mdnet_tf.models import baseline, symplectic  # pylint: disable=import-outside-toplevel
+  return config.model != symplectic.FAMILY and baseline.runs_under_xla(config)

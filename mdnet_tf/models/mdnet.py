@@ -7,7 +7,9 @@ For every directed edge (center i, neighbor j, r_ij < r_c):
 For every undirected edge, in its forward direction only (graph.py):
   Δq_ij, Δp_ij = φ_o(L_i, e_ij);  Δq_ji = −Δq_ij, Δp_ji = −Δp_ij   (Eq. 8)
   Δp_i = Σ_j Δp_ij,  Δq_i = Σ_j Δq_ij + p_i/m Δt               (Eq. 9)
-so Σ_i Δp_i = 0: total momentum is conserved.
+so Σ_i Δp_i = 0: total momentum is conserved. With config.baseline = "verlet"
+(beyond the paper; models/baseline.py) the sums are added to one velocity-Verlet
+step instead of the free flight p_i/m Δt (Verlet's pair forces also sum to 0).
 
 φ_e: 4 layers (7 → 40 → 40 → 40 → m2); φ_o: 4 layers (7·m2 + 7 → 200 → 200 →
 200 → 6), ReLU; the matmuls run in float32 or, under mlp.precision(bfloat16),
@@ -17,8 +19,8 @@ hidden layers, so φ_o's input is not a bottleneck, while φ_e stays cheap.
 Normalization (the network never sees raw units): e_ij's three groups are
 scaled by fixed training-set statistics (1/r also centred), L_i is divided by
 the mean neighbor count, and the outputs are multiplied by the RMS of the
-targets Δq − pΔt/m and Δp. The first layer of φ_o is split as
-W_L·L_i (once per atom) + W_e·e_ij (per edge), which computes the same function.
+targets Δq − pΔt/m and Δp (of Verlet's error, with the Verlet baseline). The
+first layer of φ_o is split as W_L·L_i (once per atom) + W_e·e_ij (per edge), which computes the same function.
 
 Message passing goes through `ops`: segment_ops (TF-native, padded graph,
 XLA), compact_ops (TF-native, compact graph, graph mode: export and the fast
@@ -35,6 +37,7 @@ import tensorflow as tf
 from mdnet_tf import errors
 from mdnet_tf import potentials
 from mdnet_tf import units
+from mdnet_tf.models import baseline
 from mdnet_tf.models import mlp
 from mdnet_tf.models import normalization
 
@@ -69,7 +72,7 @@ class MDNetConfig:
   tailor_lr: float = 1e-3       # inner SGD step size of tailoring
   # mdnet_symplectic only: width, Å, over which the baseline LJ force is switched
   # smoothly to zero before r_c (0: truncated, as in models trained before the
-  # switch existed; see symplectic.lj_forces).
+  # switch existed; see potentials.pair_forces).
   lj_switch_angstrom: float = 0.0
   # mdnet_symplectic only: radial channels of δS's many-body (embedded-atom)
   # term (0: pair and kinetic terms only, as in models trained before it
@@ -82,6 +85,10 @@ class MDNetConfig:
   # before the choice existed) or "composition" (a type-2 half step and its
   # reversed inverse ρA⁻¹ρ; see symplectic._solve_composition).
   generating_function: str = "midpoint"
+  # mdnet only: the step the network's output is added to (models/baseline.py):
+  # "free_flight" (the paper's pΔt/m, as in models trained before the choice
+  # existed) or "verlet" (one velocity-Verlet step; the network learns its error).
+  baseline: str = "free_flight"
 
   def to_json(self):
     d = dataclasses.asdict(self)
@@ -162,9 +169,13 @@ class MDNet(tf.Module):
            + ops.forward_center_values(graph, per_atom))
     out = self.phi_o(pre, first_layer_done=True)                    # [E, 6] float32
     delta = ops.sum_at_center(graph, tf.concat([out, -out], 0), n)  # [N, 6]
-    dq = delta[:, :3] * c.stats.dq_scale + momenta * (c.dt_fs / c.mass_amu)
-    dp_atoms = delta[:, 3:] * c.stats.dp_scale
-    return dq, dp_atoms
+    if c.baseline == baseline.VERLET:
+      forces = baseline.graph_forces(graph, ops, positions, box, c.lj())
+      dq0, dp0 = baseline.verlet_delta(positions, momenta, box, forces, c.dt_fs, c.mass_amu,
+                                       c.lj())
+    else:
+      dq0, dp0 = momenta * (c.dt_fs / c.mass_amu), 0.0
+    return delta[:, :3] * c.stats.dq_scale + dq0, delta[:, 3:] * c.stats.dp_scale + dp0
 
 
 def count_parameters(module):

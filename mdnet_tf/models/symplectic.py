@@ -15,7 +15,7 @@ q̄_i − q̄_j gives Σ Δp = 0 exactly. Here
 (energies in g/mol·Å²/fs², i.e. U·FORCE_TO_ACCEL), so δS = 0 is the implicit
 midpoint rule with the LJ potential, and the network only learns the
 correction that a large Δt needs. U_LJ's pair force is switched smoothly to
-zero over the last config.lj_switch_angstrom before r_c (`lj_forces`): with
+zero over the last config.lj_switch_angstrom before r_c (`potentials.pair_forces`): with
 the truncated force of LAMMPS lj/cut, S jumps where a pair crosses r_c and the
 implicit equations can have no solution there. δS is a sum over the periodic pairs within
 r_c and over atoms:
@@ -89,7 +89,7 @@ FAMILY = "mdnet_symplectic"
 MIDPOINT = "midpoint"
 COMPOSITION = "composition"
 GENERATING_FUNCTIONS = (MIDPOINT, COMPOSITION)
-# Width of the baseline LJ force's switch before r_c for new models, Å (lj_forces):
+# Width of the baseline LJ force's switch before r_c for new models, Å (potentials.pair_forces):
 # at argon's r_c = 7 Å it changes a crossing pair's impulse by at most
 # |F(r_c)|·w/2 ≈ 0.003 kcal/mol of energy, which δS's pair term (also taken to
 # zero at r_c) can absorb, while adding at most 15|F(r_c)|/8w ≈ 0.04 kcal/mol/Å²
@@ -239,34 +239,8 @@ class GeneratingFunction(tf.Module):
       s = tau * kinetic + self.correction(q, p, box, i, j)
     grad_q, grad_p = (tf.convert_to_tensor(g) for g in tape.gradient(
         s, [q, p], unconnected_gradients=tf.UnconnectedGradients.ZERO))
-    force = lj_forces(q, box, i, j, c.lj(), c.lj_switch_angstrom)
+    force = potentials.pair_forces(q, box, i, j, c.lj(), c.lj_switch_angstrom)
     return grad_p, -grad_q + tau * units.FORCE_TO_ACCEL * force
-
-
-def lj_forces(positions, box, i, j, lj, switch=0.0):
-  """LJ forces [N, 3] kcal/mol/Å over the pairs (i, j), with the pair force
-  F(r) = 24ε(2(σ/r)¹² − (σ/r)⁶)/r taken to zero at r_c by the switch
-  s(t) = 1 − 10t³ + 15t⁴ − 6t⁵, t = (r − r_c + w)/w on [r_c − w, r_c]
-  (w = `switch` Å; 0: truncated at r_c as LAMMPS lj/cut).
-
-  Why a switch: with the truncated force the implicit equations have a
-  discontinuous right-hand side, and a step whose midpoint pair sits within
-  a few µm of r_c has no solution (measured at 64 fs: a 1 ns roll-out stopped
-  after 1493 steps, and moving one atom of that pair by 5e-6 Å across the gap
-  turned converged solves into failed ones). The switched force is C² in r,
-  central and pairwise, so it has a potential and S stays a smooth
-  generating function. Its impulse differs from lj/cut's only for pairs
-  within w of r_c, by at most |F(r_c)|·w/2 of energy per crossing."""
-  d = space.minimum_image(tf.gather(positions, i) - tf.gather(positions, j), box)
-  r2 = tf.reduce_sum(d * d, axis=-1)
-  magnitude = potentials.pair_force_over_r(r2, r2 < lj.cutoff ** 2, lj)     # 0 beyond r_c
-  if switch > 0.0:
-    t = tf.clip_by_value((tf.sqrt(r2) - (lj.cutoff - switch)) / switch, 0.0, 1.0)
-    magnitude *= 1.0 - t * t * t * (10.0 - 15.0 * t + 6.0 * t * t)
-  pair = magnitude[:, None] * d                                               # on i
-  n = tf.shape(positions)[0]
-  return (tf.math.unsorted_segment_sum(pair, i, n)
-          - tf.math.unsorted_segment_sum(pair, j, n))
 
 
 def midpoint_pairs(qbar, box, cutoff):
@@ -440,7 +414,7 @@ class _Equations:
 
     def lj_force(x):
       i, j = self.pairs_at(x)
-      return lj_forces(x, self.box, i, j, c.lj(), c.lj_switch_angstrom), None
+      return potentials.pair_forces(x, self.box, i, j, c.lj(), c.lj_switch_angstrom), None
 
     substeps = max(1, math.ceil(duration / self.solver.predictor_dt_fs - 1e-9))
 
