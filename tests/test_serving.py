@@ -206,8 +206,11 @@ def test_client_resumes_across_a_server_restart(served, tmp_path):
 
 
 def test_client_stops_at_a_served_failure_with_the_last_good_state(served, tmp_path):
-  """A planted 2 Å pair (< 0.73 σ): the server stops the roll-out before its
-  first step, the client reports it and keeps frame 0."""
+  """A planted 2 Å pair (< 0.73 σ): the server stops the roll-out at its first
+  step, the client reports it and keeps frame 0. Which criterion trips first
+  depends on the model: a direct MDNet step leaves the pair too close, the
+  pretrained 16 fs model's Verlet baseline kicks it apart with the LJ force at
+  2 Å, heating the 256-atom smoke liquid past 3 T_ref in one step."""
   server, _, start = served
   q, p, box = (x.copy() for x in start)
   q[1] = q[0] + np.float32([2.0, 0.0, 0.0])
@@ -215,7 +218,9 @@ def test_client_stops_at_a_served_failure_with_the_last_good_state(served, tmp_p
   out = str(tmp_path / "failed.extxyz")
   summary = rollout_client.rollout(client, (q, p, box), 20, 5, out, progress=False)
   client.close()
-  assert summary["steps"] == 0 and "atoms too close" in summary["failure"]
+  assert summary["steps"] == 0 and "stopped at step 1" in summary["failure"]
+  assert ("atoms too close" in summary["failure"]
+          or "temperature out of range" in summary["failure"]), summary["failure"]
   steps, q_written, _, _ = extxyz.read_frames(out)
   assert steps.tolist() == [0]
   np.testing.assert_allclose(q_written[0], q, atol=1e-5)   # extxyz keeps 9 digits
