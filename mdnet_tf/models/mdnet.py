@@ -20,7 +20,8 @@ Normalization (the network never sees raw units): e_ij's three groups are
 scaled by fixed training-set statistics (1/r also centred), L_i is divided by
 the mean neighbor count, and the outputs are multiplied by the RMS of the
 targets Δq − pΔt/m and Δp (of Verlet's error, with the Verlet baseline). The
-first layer of φ_o is split as W_L·L_i (once per atom) + W_e·e_ij (per edge), which computes the same function.
+first layer of φ_o is split as W_L·L_i (once per atom) + W_e·e_ij (per edge),
+which computes the same function.
 
 Message passing goes through `ops`: segment_ops (TF-native, padded graph,
 XLA), compact_ops (TF-native, compact graph, graph mode: export and the fast
