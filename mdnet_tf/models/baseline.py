@@ -58,17 +58,18 @@ def forces_at(positions, box, lj):
   return potentials.pair_forces(positions, box, i, j, lj)
 
 
-def graph_forces(graph, ops, positions, box, lj):
-  """LJ forces [N, 3] over a model graph's edges (padded slots contribute 0).
+def graph_forces(graph, ops, edge_displacements, num_atoms, lj):
+  """LJ forces [N, 3] over a model graph's forward edges (padded slots contribute 0).
 
   graph, ops: a models.graph Graph with its message-passing module (or a DGL
   graph with dgl_ops); the graph holds every pair within r_c = lj.cutoff.
+  edge_displacements: [E, 3] Å, q_center − q_other of the forward edges, as
+  ops.forward_edge_differences gives them (the model computes them once).
   """
-  n = tf.shape(positions)[0]
-  d, _ = ops.forward_edge_differences(graph, positions, positions, box)      # [E, 3]
+  d = edge_displacements
   r2 = tf.reduce_sum(d * d, axis=-1)
   f = potentials.pair_force_over_r(r2, (r2 > 0) & (r2 < lj.cutoff ** 2), lj)[:, None] * d
-  return ops.sum_at_center(graph, tf.concat([f, -f], 0), n)
+  return ops.sum_at_center(graph, tf.concat([f, -f], 0), num_atoms)
 
 
 def verlet_delta(positions, momenta, box, forces, dt_fs, mass, lj):

@@ -158,7 +158,8 @@ class MDNet(tf.Module):
     n = tf.shape(positions)[0]
     # The reverse edge j→i has the same 1/r and negated q_i − q_j, p_i − p_j
     # (negation is exact): features of the forward half, mirrored.
-    e_fwd = self.edge_features(*ops.forward_edge_differences(graph, positions, momenta, box))
+    d_fwd, dp_fwd = ops.forward_edge_differences(graph, positions, momenta, box)  # [E, 3] each
+    e_fwd = self.edge_features(d_fwd, dp_fwd)
     e = tf.concat([e_fwd, e_fwd * REVERSE], 0)                      # [2E, 7]
     m = self.phi_e(e)                                               # [2E, m2]
     local = ops.sum_outer_at_center(graph, m, e, n) / c.stats.mean_neighbors  # [N, 7 m2]
@@ -171,7 +172,7 @@ class MDNet(tf.Module):
     out = self.phi_o(pre, first_layer_done=True)                    # [E, 6] float32
     delta = ops.sum_at_center(graph, tf.concat([out, -out], 0), n)  # [N, 6]
     if c.baseline == baseline.VERLET:
-      forces = baseline.graph_forces(graph, ops, positions, box, c.lj())
+      forces = baseline.graph_forces(graph, ops, d_fwd, n, c.lj())
       dq0, dp0 = baseline.verlet_delta(positions, momenta, box, forces, c.dt_fs, c.mass_amu,
                                        c.lj())
     else:
