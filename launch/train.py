@@ -61,8 +61,11 @@ _GENERATING = flags.DEFINE_enum(
     "generating_function", None, list(symplectic.GENERATING_FUNCTIONS),
     "mdnet_symplectic: S of the midpoints (default for a new run), or the symmetric "
     "composition of a learned type-2 half step A with its reversed inverse ρA⁻¹ρ, "
-    "trained on pairs Δt/2 apart (the dataset must hold them); an --init_from run keeps "
-    "its model's form.")
+    "trained on pairs Δt/2 apart (the dataset must hold them), or Verlet substeps around "
+    "a learned near-identity map (splitting); an --init_from run keeps its model's form.")
+_SUBSTEP = flags.DEFINE_float(
+    "splitting_substep", None, "mdnet_symplectic, --generating_function=splitting: the "
+    f"Verlet substep of its outer half steps, fs (default {symplectic.SPLITTING_SUBSTEP:g}).")
 _BACKEND = flags.DEFINE_enum("graph_backend", "dgl", ["dgl", "xla", "graph"],
                              "Message passing: DGL (eager, the paper's stack), TF-native "
                              "segment ops compiled with XLA, or compact graphs in graph mode "
@@ -134,9 +137,10 @@ def _strategy():
 
 def _symplectic_overrides():
   """The δS config fields given by --lj_switch / --density_channels /
-  --symplectic_width / --generating_function."""
+  --symplectic_width / --generating_function / --splitting_substep."""
   given = {"lj_switch_angstrom": _LJ_SWITCH.value, "density_channels": _DENSITY.value,
-           "symplectic_width": _WIDTH.value, "generating_function": _GENERATING.value}
+           "symplectic_width": _WIDTH.value, "generating_function": _GENERATING.value,
+           "splitting_substep_fs": _SUBSTEP.value}
   return {k: v for k, v in given.items() if v is not None}
 
 

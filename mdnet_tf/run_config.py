@@ -20,9 +20,10 @@ from mdnet_tf.models import normalization
 from mdnet_tf.models import symplectic
 
 # The config fields of mdnet_symplectic's δS that a command may set (train.py's
-# --lj_switch, --density_channels, --symplectic_width, --generating_function).
+# --lj_switch, --density_channels, --symplectic_width, --generating_function,
+# --splitting_substep).
 SYMPLECTIC_FIELDS = ("lj_switch_angstrom", "density_channels", "symplectic_width",
-                     "generating_function")
+                     "generating_function", "splitting_substep_fs")
 
 
 def check_symplectic_overrides(model, overrides):
@@ -37,9 +38,10 @@ def check_symplectic_overrides(model, overrides):
                             f"--generating_function set --model={symplectic.FAMILY}'s δS, not "
                             f"--model={model}'s")
   numbers = [v for k, v in overrides.items() if k != "generating_function"]
-  if any(v < 0 for v in numbers) or overrides.get("symplectic_width", 1) < 1:
+  if (any(v < 0 for v in numbers) or overrides.get("symplectic_width", 1) < 1
+      or overrides.get("splitting_substep_fs", 1) <= 0):
     raise errors.InputError(f"--lj_switch and --density_channels are ≥ 0, --symplectic_width "
-                            f"≥ 1; got {overrides}")
+                            f"≥ 1, --splitting_substep > 0; got {overrides}")
 
 
 def training_dt(dt, generating_function):
@@ -87,7 +89,14 @@ def _initialized(init_from, manifest, dt, model, overrides):
 
 
 def _new(data_dir, manifest, dt, model, overrides, baseline, **fields):
-  defaults = {"lj_switch_angstrom": symplectic.LJ_SWITCH} if model == symplectic.FAMILY else {}
+  defaults = {}
+  if model == symplectic.FAMILY:
+    defaults["lj_switch_angstrom"] = symplectic.LJ_SWITCH
+    if overrides.get("generating_function") == symplectic.SPLITTING:
+      defaults["splitting_substep_fs"] = symplectic.SPLITTING_SUBSTEP
+    elif "splitting_substep_fs" in overrides:
+      raise errors.InputError("--splitting_substep is an option of "
+                              "--generating_function=splitting")
   potential = manifest["potential"]
   pairs = dataset.load_pairs(data_dir, "train",
                              training_dt(dt, overrides.get("generating_function")))
@@ -99,9 +108,11 @@ def _new(data_dir, manifest, dt, model, overrides, baseline, **fields):
                              **fields, **{**defaults, **overrides})
   if config.baseline == baseline_lib.VERLET:   # the network's outputs scale Verlet's error
     s_q, s_p = baseline_lib.residual_scales(pairs, config.mass_amu, config.lj())
-    config = dataclasses.replace(
-        config, stats=dataclasses.replace(stats, dq_scale=s_q, dp_scale=s_p))
-  return config
+  elif config.generating_function == symplectic.SPLITTING:   # ... what Verlet's substeps miss
+    s_q, s_p = symplectic.splitting_scales(symplectic.GeneratingFunction(config), pairs)
+  else:
+    return config
+  return dataclasses.replace(config, stats=dataclasses.replace(stats, dq_scale=s_q, dp_scale=s_p))
 
 
 def _same_baseline(config, baseline, where):

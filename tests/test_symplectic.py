@@ -39,17 +39,19 @@ def exact():
     yield
 
 
-# Without / with the many-body term, and the composition without it (the term is the
-# same code in both forms; the composition's solves double the cost of each case).
+# Without / with the many-body term, and the composition and the splitting without it
+# (the term is the same code in every form; their solves add to the cost of each case).
 FORMS = pytest.mark.parametrize("density, generating", [
-    (0, symplectic.MIDPOINT), (4, symplectic.MIDPOINT), (0, symplectic.COMPOSITION)])
+    (0, symplectic.MIDPOINT), (4, symplectic.MIDPOINT), (0, symplectic.COMPOSITION),
+    (0, symplectic.SPLITTING)])
 
 
 def _model(dt_fs=64.0, random_correction=True, seed=0, density=0,
            generating=symplectic.MIDPOINT):
+  substep = 16.0 if generating == symplectic.SPLITTING else 0.0
   config = mdnet.MDNetConfig(dt_fs=dt_fs, stats=STATS, model=symplectic.FAMILY,
                              density_channels=density, symplectic_width=16,
-                             generating_function=generating)
+                             generating_function=generating, splitting_substep_fs=substep)
   model = symplectic.GeneratingFunction(config, seed=seed)
   if random_correction:   # a trained-looking δS ≠ 0
     rng = np.random.default_rng(seed)
@@ -79,8 +81,8 @@ def _flow(model, q, p, box):
 @FORMS
 def test_flow_conserves_momentum_and_is_invariant_and_even_in_momenta(exact, density,
                                                                       generating):
-  """Σ Δp = 0 and invariance for both forms; S even in p̄ for the midpoint form
-  (its reversibility rests on it), while the composition's G is deliberately
+  """Σ Δp = 0 and invariance for every form; S even in p̄ for the midpoint and
+  splitting forms (their reversibility rests on it), while the composition's G is deliberately
   not (a type-2 generating function of a reversible flow is not even in P;
   its step is reversible by construction, tested below)."""
   model = _model(density=density, generating=generating)
@@ -96,7 +98,7 @@ def test_flow_conserves_momentum_and_is_invariant_and_even_in_momenta(exact, den
   for a, b in zip(rotated, (dq, dp)):
     np.testing.assert_allclose(a, b @ rot.numpy().T, atol=1e-13)
   dq_rev, dp_rev = _flow(model, q, -p, box)
-  if generating == symplectic.MIDPOINT:
+  if generating != symplectic.COMPOSITION:
     np.testing.assert_allclose(dq_rev, -dq, atol=1e-13)           # ∂S/∂p̄ odd in p̄
     np.testing.assert_allclose(dp_rev, dp, atol=1e-13)            # ∂S/∂q̄ even in p̄
   else:
@@ -144,6 +146,42 @@ def test_zero_correction_composition_is_velocity_verlet_with_the_lj_force(exact)
       model, q, p, tf.constant(q1 - q.numpy()), tf.constant(p1 - p.numpy()), box))
   np.testing.assert_allclose(dq, 16.0 * p1 / mass, atol=1e-12)
   np.testing.assert_allclose(dp, 16.0 * accel(q.numpy()), atol=1e-12)
+
+
+def _numpy_verlet(q, p, box, dt_fs, steps, lj):
+  """Velocity Verlet with dense-neighbor-list LJ forces (potentials.energy_and_forces,
+  truncated: the test states keep every pair far from r_c), numpy float64."""
+  def accel(x):
+    _, nl = partition.allocate(tf.constant(x), box, lj.cutoff)
+    return potentials.energy_and_forces(tf.constant(x), box, nl, lj)[2].numpy() * (
+        units.FORCE_TO_ACCEL)
+
+  a = accel(q)
+  for _ in range(steps):
+    p_half = p + 0.5 * dt_fs * a
+    q = q + dt_fs * p_half / units.ARGON_MASS
+    a = accel(q)
+    p = p_half + 0.5 * dt_fs * a
+  return q, p
+
+
+def test_zero_correction_splitting_is_verlet_in_substeps(exact):
+  """δS = 0: the splitting V∘C∘V is velocity Verlet of Δt in substeps
+  (independent numpy Verlet, 4 × 16 fs for Δt = 64 fs), and its training
+  prediction on that Verlet pair is the pair itself (C's target b − a is 0)."""
+  model = _model(dt_fs=64.0, random_correction=False, generating=symplectic.SPLITTING)
+  q, p, box = _tiny_state(1)
+  out = symplectic.solve(model, q, p, box, symplectic.Solver(1e-13, 200))
+  assert bool(out.converged), float(out.last_change)
+  assert int(out.iterations) == 1                     # C is the identity: solved at once
+  q1, p1 = _numpy_verlet(q.numpy(), p.numpy(), box, 16.0, 4, model.config.lj())
+  np.testing.assert_allclose(out.positions.numpy(), q1, atol=1e-11)
+  np.testing.assert_allclose(out.momenta.numpy(), p1, atol=1e-11)
+  assert np.abs(q1 - q.numpy()).max() > 0.05          # the step moves the atoms
+  dq, dp = tf.constant(q1 - q.numpy()), tf.constant(p1 - p.numpy())
+  pred = symplectic.teacher_forced(model, q, p, dq, dp, box)
+  np.testing.assert_allclose(pred[0].numpy(), dq.numpy(), atol=1e-11)
+  np.testing.assert_allclose(pred[1].numpy(), dp.numpy(), atol=1e-11)
 
 
 @FORMS
@@ -210,6 +248,11 @@ def _symplectic_error(jac, n):
 @FORMS
 def test_solved_step_is_symplectic_and_an_explicit_map_is_not(exact, density, generating):
   model = _model(density=density, generating=generating)
+  if generating == symplectic.SPLITTING:
+    # Its S is δS alone (no LJ term), whose explicit map x + flow(x) errs by
+    # |Hessian|²: a stronger δS keeps the negative control's error clear of 1e-3.
+    for net in model.nets:
+      net.weights[-1].assign(3.0 * net.weights[-1])
   q, p, box = _tiny_state(3, n=4)
   n = q.shape[0] * 3
   # Coordinates scaled so that positions (Å) and momenta (s_p) are O(1) alike;
@@ -351,9 +394,10 @@ def test_step_loop_runs_the_solved_step_and_stops_when_a_solve_fails(exact):
 
 
 @pytest.mark.parametrize("form,density", [(symplectic.MIDPOINT, 3),
-                                          (symplectic.COMPOSITION, 0)])
+                                          (symplectic.COMPOSITION, 0),
+                                          (symplectic.SPLITTING, 0)])
 def test_export_serves_the_solved_step(smoke_dir, tmp_path, form, density):
-  """A symplectic model of either form exports in graph mode with MDNet's
+  """A symplectic model of any form exports in graph mode with MDNet's
   signatures: the SavedModel's step is the in-process solved step; XLA export
   is refused. (The many-body term and the roll-out signatures, the same code
   in both forms, are checked with the midpoint form only: the composition's
@@ -361,8 +405,9 @@ def test_export_serves_the_solved_step(smoke_dir, tmp_path, form, density):
   from mdnet_tf import exporting, models, training  # pylint: disable=import-outside-toplevel
   from mdnet_tf.data import dataset  # pylint: disable=import-outside-toplevel
   pairs = dataset.load_pairs(smoke_dir, "train", 64)
+  substep = symplectic.SPLITTING_SUBSTEP if form == symplectic.SPLITTING else 0.0
   config = mdnet.MDNetConfig(dt_fs=64.0, model=symplectic.FAMILY, density_channels=density,
-                             generating_function=form,
+                             generating_function=form, splitting_substep_fs=substep,
                              stats=normalization.NormStats.from_pairs(pairs, 39.948, 7.0))
   model = models.build(config)     # with the many-body term: the export must carry χ too
   rng = np.random.default_rng(7)

@@ -196,3 +196,42 @@ def test_run_config_refuses_what_a_run_cannot_change(smoke_dir, tmp_path):
   for args, message in refusals:
     with pytest.raises(errors.InputError, match=re.escape(message)):
       run_config.resolve(*args)
+
+
+def test_a_new_splitting_model_scales_what_verlet_substeps_miss(smoke_dir, tmp_path):
+  """run_config.resolve for --generating_function=splitting: the output scales
+  are the RMS of b − a, a = Verlet over Δt/2 from the true start and b = Verlet
+  back over Δt/2 from the true end, here recomputed with MDNet's Verlet
+  baseline code (baseline.verlet_delta, truncated force: --lj_switch=0) at
+  Δt = 64 fs in one 32 fs substep per half; the substep defaults to
+  symplectic.SPLITTING_SUBSTEP and is refused for other forms or ≤ 0."""
+  from mdnet_tf import run_config  # pylint: disable=import-outside-toplevel
+  from mdnet_tf.models import baseline  # pylint: disable=import-outside-toplevel
+  from mdnet_tf.models import symplectic  # pylint: disable=import-outside-toplevel
+  config = run_config.resolve(str(tmp_path / "s"), smoke_dir, 64, symplectic.FAMILY,
+                              {"generating_function": "splitting", "lj_switch_angstrom": 0.0})
+  assert config.splitting_substep_fs == symplectic.SPLITTING_SUBSTEP == 32.0
+  pairs = dataset.load_pairs(smoke_dir, "train", 64)
+  lj, mass = config.lj(), config.mass_amu
+  sq_q, sq_p = [], []
+  for k in range(min(len(pairs), 32)):
+    box = tf.constant(pairs.box[k], tf.float64)
+
+    def half(q, p):
+      q, p = tf.constant(q, tf.float64), tf.constant(p, tf.float64)
+      dq, dp = baseline.verlet_delta(q, p, box, baseline.forces_at(q, box, lj), 32.0, mass, lj)
+      return (q + dq).numpy(), (p + dp).numpy()
+
+    qa, pa = half(pairs.positions[k], pairs.momenta[k])
+    qb, pb = half(pairs.next_positions[k], -pairs.next_momenta[k])
+    sq_q.append(np.mean(np.square(qb - qa)))
+    sq_p.append(np.mean(np.square(-pb - pa)))
+  assert config.stats.dq_scale == pytest.approx(np.sqrt(np.mean(sq_q)), rel=1e-9)
+  assert config.stats.dp_scale == pytest.approx(np.sqrt(np.mean(sq_p)), rel=1e-9)
+  full = normalization.NormStats.from_pairs(pairs, mass, config.cutoff_angstrom)
+  assert config.stats.dq_scale < 0.5 * full.dq_scale        # C is smaller than the step
+  for overrides, message in (({"splitting_substep_fs": 16.0}, "--generating_function=split"),
+                             ({"generating_function": "splitting", "splitting_substep_fs": 0.0},
+                              "--splitting_substep > 0")):
+    with pytest.raises(errors.InputError, match=re.escape(message)):
+      run_config.resolve(str(tmp_path / "x"), smoke_dir, 64, symplectic.FAMILY, overrides)

@@ -84,8 +84,12 @@ class MDNetConfig:
   symplectic_width: int = 64
   # mdnet_symplectic only: "midpoint" (S of the midpoints, as in models trained
   # before the choice existed) or "composition" (a type-2 half step and its
-  # reversed inverse ρA⁻¹ρ; see symplectic._solve_composition).
+  # reversed inverse ρA⁻¹ρ; see symplectic._solve_composition) or "splitting"
+  # (Verlet substeps around a learned near-identity map; symplectic._solve_splitting).
   generating_function: str = "midpoint"
+  # mdnet_symplectic, splitting form only: the Verlet substep of its outer
+  # factors V, fs (symplectic.SPLITTING_SUBSTEP for a new run; 0 in the others).
+  splitting_substep_fs: float = 0.0
   # mdnet only: the step the network's output is added to (models/baseline.py):
   # "free_flight" (the paper's pΔt/m, as in models trained before the choice
   # existed) or "verlet" (one velocity-Verlet step; the network learns its error).

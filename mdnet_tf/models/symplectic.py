@@ -75,6 +75,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from mdnet_tf import errors
 from mdnet_tf import integrate
 from mdnet_tf import partition
 from mdnet_tf import potentials
@@ -88,7 +89,16 @@ FAMILY = "mdnet_symplectic"
 # inverse ρA⁻¹ρ (ρ: p → −p).
 MIDPOINT = "midpoint"
 COMPOSITION = "composition"
-GENERATING_FUNCTIONS = (MIDPOINT, COMPOSITION)
+SPLITTING = "splitting"
+GENERATING_FUNCTIONS = (MIDPOINT, COMPOSITION, SPLITTING)
+# The splitting's default Verlet substep, fs (config.splitting_substep_fs).
+# Measured on 10 validation pairs of `small` at 128 fs (LJ force switched as
+# below): Verlet in substeps of 64 / 32 / 21 / 16 fs is 5.1e-3 / 1.3e-3 / 9.2e-4 /
+# 8.2e-4 Å from the true step (the learned 128 fs models: 3.9e-3), and the
+# correction C must then move positions by 5.9e-3 / 1.4e-3 / 6.2e-4 / 3.8e-4 Å
+# RMS (largest component 4.8e-2 / 1.1e-2 / 4.8e-3 / 2.7e-3): from 32 fs down C is
+# a small map, while 64 fs substeps leave collisions to it.
+SPLITTING_SUBSTEP = 32.0
 # Width of the baseline LJ force's switch before r_c for new models, Å (potentials.pair_forces):
 # at argon's r_c = 7 Å it changes a crossing pair's impulse by at most
 # |F(r_c)|·w/2 ≈ 0.003 kcal/mol of energy, which δS's pair term (also taken to
@@ -220,9 +230,10 @@ class GeneratingFunction(tf.Module):
   @property
   def step_fs(self):
     """The time the generating function's baseline spans, fs: Δt for the
-    midpoint form, Δt/2 for the composition (each half step)."""
+    midpoint form, Δt/2 for the composition (each half step), 0 for the
+    splitting (C's S is δS alone; its Verlet substeps carry the physics)."""
     c = self.config
-    return c.dt_fs / 2 if c.generating_function == COMPOSITION else c.dt_fs
+    return {COMPOSITION: c.dt_fs / 2, SPLITTING: 0.0}.get(c.generating_function, c.dt_fs)
 
   def flow(self, q, p, box, i, j):
     """(∂S/∂p, −∂S/∂q) [N, 3] each at S's arguments (q, p): the midpoints
@@ -239,6 +250,8 @@ class GeneratingFunction(tf.Module):
       s = tau * kinetic + self.correction(q, p, box, i, j)
     grad_q, grad_p = (tf.convert_to_tensor(g) for g in tape.gradient(
         s, [q, p], unconnected_gradients=tf.UnconnectedGradients.ZERO))
+    if not tau:
+      return grad_p, -grad_q
     force = potentials.pair_forces(q, box, i, j, c.lj(), c.lj_switch_angstrom)
     return grad_p, -grad_q + tau * units.FORCE_TO_ACCEL * force
 
@@ -253,7 +266,16 @@ def teacher_forced(model, q, p, dq, dp, box):
   generating-function step (no solve): the midpoints q + Δq/2, p + Δp/2, or for
   the composition (q, p + Δp) of a half step (the pair then spans Δt/2). The
   training prediction, scored against (Δq, Δp) by MDNet's loss
-  (multistep.loss_terms)."""
+  (multistep.loss_terms). For the splitting, C's flow at the midpoints of
+  (a, b) (`splitting_ends`) plus the Verlet halves' own displacements
+  (a − x) + (x′ − b): its error is C's error against b − a."""
+  if model.config.generating_function == SPLITTING:
+    ends = splitting_ends(model, q, p, dq, dp, box)
+    qa, pa, qb, pb = (tf.stop_gradient(x) for x in ends)
+    f32 = lambda x: tf.cast(x, q.dtype)
+    x, y = f32(0.5 * (qa + qb)), f32(0.5 * (pa + pb))
+    fq, fp = model.flow(x, y, box, *midpoint_pairs(x, box, model.config.cutoff_angstrom))
+    return fq + f32(qa - qb) + dq, fp + f32(pa - pb) + dp
   if model.config.generating_function == COMPOSITION:
     x, y = q, p + dp
   else:
@@ -285,6 +307,43 @@ class Solver(NamedTuple):
   newton_iter: int = NEWTON_ITER
   krylov: int = KRYLOV
   predictor_dt_fs: float = PREDICTOR_DT
+
+
+def verlet_half(model, q, p, box, solver=Solver()):
+  """(q, p) after velocity Verlet over Δt/2 with the model's LJ force in
+  substeps of at most config.splitting_substep_fs: the outer factor V of the
+  splitting (exact Verlet, part of the map, not a predictor)."""
+  c = model.config
+  if not c.splitting_substep_fs > 0:
+    raise errors.InputError(f"a splitting model needs splitting_substep_fs > 0, its config "
+                            f"has {c.splitting_substep_fs}")
+  return _Equations(model, q, box, solver).predict(q, p, 0.5 * c.dt_fs, c.splitting_substep_fs)
+
+
+def splitting_ends(model, q, p, dq, dp, box):
+  """(q_a, p_a, q_b, p_b) float64 of a true pair (q, p) → (q + Δq, p + Δp):
+  a = V(q, p) and b = V⁻¹(q′, p′) = ρVρ(q′, p′), so that the splitting's C
+  would map a to b exactly."""
+  f64 = lambda x: tf.cast(x, tf.float64)
+  q, p, box = f64(q), f64(p), f64(box)
+  q1, p1 = q + f64(dq), p + f64(dp)
+  qa, pa = verlet_half(model, q, p, box)
+  qb, pb = verlet_half(model, q1, -p1, box)
+  return qa, pa, qb, -pb
+
+
+def splitting_scales(model, pairs, max_frames=32):
+  """(s_q Å, s_p g/mol·Å/fs): the RMS component of b − a (`splitting_ends`) over
+  the first `max_frames` of a FramePairs split: what C has to move, which
+  scales δS's output and normalizes the loss as MDNet's statistics do."""
+  sq_q, sq_p = [], []
+  for k in range(min(len(pairs), max_frames)):
+    qa, pa, qb, pb = splitting_ends(
+        model, pairs.positions[k], pairs.momenta[k], pairs.next_positions[k] - pairs.positions[k],
+        pairs.next_momenta[k] - pairs.momenta[k], pairs.box[k])
+    sq_q.append(np.mean(np.square((qb - qa).numpy())))
+    sq_p.append(np.mean(np.square((pb - pa).numpy())))
+  return float(np.sqrt(np.mean(sq_q))), float(np.sqrt(np.mean(sq_p)))
 
 
 def predict(model, q, p, box, solver=Solver(), step=None):
@@ -332,6 +391,8 @@ def solve(model, q, p, box, solver=Solver()):
   """
   if model.config.generating_function == COMPOSITION:
     return _solve_composition(model, q, p, box, solver)
+  if model.config.generating_function == SPLITTING:
+    return _solve_splitting(model, q, p, box, solver)
   c = model.config
   equations = _Equations(model, q, box, solver)
   q1, p1 = equations.predict(q, p, c.dt_fs)
@@ -373,6 +434,24 @@ def _solve_composition(model, q, p, box, solver):
                      a.converged & b.converged, tf.maximum(a.last_change, b.last_change))
 
 
+def _solve_splitting(model, q, p, box, solver):
+  """The splitting's step V∘C∘V: Verlet over Δt/2 to a, the implicit midpoint
+  map C of δS from a (q_c − q_a = ∂δS/∂p̄, p_c − p_a = −∂δS/∂q̄ at the midpoints
+  of a and c), solved from the identity, then Verlet over Δt/2. ρ(V∘C∘V)ρ =
+  (V∘C∘V)⁻¹ because V and C are each reversible (δS even in p̄)."""
+  qa, pa = verlet_half(model, q, p, box, solver)
+  inner = _Equations(model, qa, box, solver)
+
+  def images(q1, p1):
+    qbar, pbar = 0.5 * (qa + q1), 0.5 * (pa + p1)
+    dq, dp = model.flow(qbar, pbar, box, *inner.pairs_at(qbar))
+    return qa + dq, pa + dp
+
+  c = inner.solve(images, qa, pa)
+  q1, p1 = verlet_half(model, c.positions, c.momenta, box, solver)
+  return c._replace(positions=q1, momenta=p1)
+
+
 def first_half(model, q, p, box, solver=Solver()):
   """Half step A of a composition, (q, p) → (q_m, p_m) as SolveResult: on its
   own, the map fitted to true pairs Δt/2 apart (scored alone by
@@ -406,17 +485,19 @@ class _Equations:
     """Pairs within r_c at positions x (from the start's candidates)."""
     return _pairs_near(x, self.start, self.box, self.candidates, self.config.cutoff_angstrom)
 
-  def predict(self, q, p, duration):
+  def predict(self, q, p, duration, max_substep_fs=None):
     """Velocity Verlet with the baseline's LJ force from (q, p) over `duration`
-    fs in substeps of at most predictor_dt_fs (a graph loop: one copy of the
-    pair search in the graph, not one per substep)."""
+    fs in substeps of at most max_substep_fs (default: the solver's
+    predictor_dt_fs; a graph loop: one copy of the pair search in the graph,
+    not one per substep)."""
     c = self.config
+    max_substep_fs = max_substep_fs or self.solver.predictor_dt_fs
 
     def lj_force(x):
       i, j = self.pairs_at(x)
       return potentials.pair_forces(x, self.box, i, j, c.lj(), c.lj_switch_angstrom), None
 
-    substeps = max(1, math.ceil(duration / self.solver.predictor_dt_fs - 1e-9))
+    substeps = max(1, math.ceil(duration / max_substep_fs - 1e-9))
 
     def substep(k, q1, p1, force):
       q1, p1, force, _ = integrate.verlet_step(q1, p1, force, duration / substeps, c.mass_amu,
