@@ -208,9 +208,12 @@ def test_a_new_splitting_model_scales_what_verlet_substeps_miss(smoke_dir, tmp_p
   from mdnet_tf import run_config  # pylint: disable=import-outside-toplevel
   from mdnet_tf.models import baseline  # pylint: disable=import-outside-toplevel
   from mdnet_tf.models import symplectic  # pylint: disable=import-outside-toplevel
+  default = run_config.resolve(str(tmp_path / "d"), smoke_dir, 64, symplectic.FAMILY,
+                               {"generating_function": "splitting"})
+  assert default.splitting_substep_fs == symplectic.SPLITTING_SUBSTEP
   config = run_config.resolve(str(tmp_path / "s"), smoke_dir, 64, symplectic.FAMILY,
-                              {"generating_function": "splitting", "lj_switch_angstrom": 0.0})
-  assert config.splitting_substep_fs == symplectic.SPLITTING_SUBSTEP == 32.0
+                              {"generating_function": "splitting", "lj_switch_angstrom": 0.0,
+                               "splitting_substep_fs": 32.0})
   pairs = dataset.load_pairs(smoke_dir, "train", 64)
   lj, mass = config.lj(), config.mass_amu
   sq_q, sq_p = [], []

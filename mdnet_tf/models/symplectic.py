@@ -92,13 +92,20 @@ COMPOSITION = "composition"
 SPLITTING = "splitting"
 GENERATING_FUNCTIONS = (MIDPOINT, COMPOSITION, SPLITTING)
 # The splitting's default Verlet substep, fs (config.splitting_substep_fs).
-# Measured on 10 validation pairs of `small` at 128 fs (LJ force switched as
-# below): Verlet in substeps of 64 / 32 / 21 / 16 fs is 5.1e-3 / 1.3e-3 / 9.2e-4 /
-# 8.2e-4 Å from the true step (the learned 128 fs models: 3.9e-3), and the
-# correction C must then move positions by 5.9e-3 / 1.4e-3 / 6.2e-4 / 3.8e-4 Å
-# RMS (largest component 4.8e-2 / 1.1e-2 / 4.8e-3 / 2.7e-3): from 32 fs down C is
-# a small map, while 64 fs substeps leave collisions to it.
-SPLITTING_SUBSTEP = 32.0
+# Measured at 128 fs on `small` (training_runs/splitting/verlet_substeps_rmse.txt,
+# test split, truncated LJ force): Verlet alone in substeps of 64 / 32 / 16 / 8 fs
+# is 4.9e-3 / 1.1e-3 / 2.6e-4 / 6.6e-5 Å from the true step (the midpoint 128 fs
+# model: 3.9e-3), and C must move positions by the RMS of b − a, 1.3e-3 Å at 32 fs
+# and 3.3e-4 Å at 16 fs (the trained models' s_q): from 32 fs down C is a small
+# map. Trained at both, the 16 fs model is 3.5× more accurate (6.3e-5 against
+# 2.2e-4 Å) and drifted 10× less in 40 ps of plain NVE on 864 atoms (+0.0022
+# against +0.022 kcal/mol/atom/ns) for eight LJ forces per 128 fs instead of four.
+SPLITTING_SUBSTEP = 16.0
+# C is a contraction close to the identity, which needs no damping: measured on 5
+# validation states of `small` with the 128 fs splitting model (32 fs substeps),
+# Anderson (memory 5) to 1e-5 takes 7–8 evaluations at β = 0.5 and 5–6 at β = 1
+# (the same solution to 1e-12 Å); the splitting's C solve uses β = 1.
+SPLITTING_DAMPING = 1.0
 # Width of the baseline LJ force's switch before r_c for new models, Å (potentials.pair_forces):
 # at argon's r_c = 7 Å it changes a crossing pair's impulse by at most
 # |F(r_c)|·w/2 ≈ 0.003 kcal/mol of energy, which δS's pair term (also taken to
@@ -437,10 +444,11 @@ def _solve_composition(model, q, p, box, solver):
 def _solve_splitting(model, q, p, box, solver):
   """The splitting's step V∘C∘V: Verlet over Δt/2 to a, the implicit midpoint
   map C of δS from a (q_c − q_a = ∂δS/∂p̄, p_c − p_a = −∂δS/∂q̄ at the midpoints
-  of a and c), solved from the identity, then Verlet over Δt/2. ρ(V∘C∘V)ρ =
+  of a and c), solved from the identity (undamped: SPLITTING_DAMPING), then
+  Verlet over Δt/2. ρ(V∘C∘V)ρ =
   (V∘C∘V)⁻¹ because V and C are each reversible (δS even in p̄)."""
   qa, pa = verlet_half(model, q, p, box, solver)
-  inner = _Equations(model, qa, box, solver)
+  inner = _Equations(model, qa, box, solver._replace(damping=SPLITTING_DAMPING))
 
   def images(q1, p1):
     qbar, pbar = 0.5 * (qa + q1), 0.5 * (pa + p1)
