@@ -445,8 +445,8 @@ def _solve_splitting(model, q, p, box, solver):
   """The splitting's step V∘C∘V: Verlet over Δt/2 to a, the implicit midpoint
   map C of δS from a (q_c − q_a = ∂δS/∂p̄, p_c − p_a = −∂δS/∂q̄ at the midpoints
   of a and c), solved from the identity (undamped: SPLITTING_DAMPING), then
-  Verlet over Δt/2. ρ(V∘C∘V)ρ =
-  (V∘C∘V)⁻¹ because V and C are each reversible (δS even in p̄)."""
+  Verlet over Δt/2. ρ(V∘C∘V)ρ = (V∘C∘V)⁻¹ because V and C are each reversible
+  (δS even in p̄)."""
   qa, pa = verlet_half(model, q, p, box, solver)
   inner = _Equations(model, qa, box, solver._replace(damping=SPLITTING_DAMPING))
 
