@@ -99,7 +99,7 @@ GENERATING_FUNCTIONS = (MIDPOINT, COMPOSITION, SPLITTING)
 # and 3.3e-4 Å at 16 fs (the trained models' s_q): from 32 fs down C is a small
 # map. Trained at both, the 16 fs model is 3.5× more accurate (6.3e-5 against
 # 2.2e-4 Å) and drifted 10× less in 40 ps of plain NVE on 864 atoms (+0.0022
-# against +0.022 kcal/mol/atom/ns) for eight LJ forces per 128 fs instead of four.
+# against +0.022 kcal/mol/atom/ns) for eight Verlet substeps per 128 fs instead of four.
 SPLITTING_SUBSTEP = 16.0
 # C is a contraction close to the identity, which needs no damping: measured on 5
 # validation states of `small` with the 128 fs splitting model (32 fs substeps),
