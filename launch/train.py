@@ -48,7 +48,8 @@ _BASELINE = flags.DEFINE_enum(
     "step, whose error the network then learns (graph/DGL backends; not under XLA).")
 _LJ_SWITCH = flags.DEFINE_float(
     "lj_switch", None, "mdnet_symplectic: width, Å, over which the baseline LJ force is "
-    f"switched to zero before r_c (default {symplectic.LJ_SWITCH:g} for a new run; an "
+    f"switched to zero before r_c (default {symplectic.LJ_SWITCH:g} for a new run, 0 for a "
+    "splitting one; an "
     "--init_from run keeps its model's value unless this is given; 0: truncated).")
 _DENSITY = flags.DEFINE_integer(
     "density_channels", None, "mdnet_symplectic: radial channels of δS's many-body term "

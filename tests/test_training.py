@@ -204,13 +204,15 @@ def test_a_new_splitting_model_scales_what_verlet_substeps_miss(smoke_dir, tmp_p
   back over Δt/2 from the true end, here recomputed with MDNet's Verlet
   baseline code (baseline.verlet_delta, truncated force: --lj_switch=0) at
   Δt = 64 fs in one 32 fs substep per half; the substep defaults to
-  symplectic.SPLITTING_SUBSTEP and is refused for other forms or ≤ 0."""
+  symplectic.SPLITTING_SUBSTEP with the truncated force, and is refused for
+  other forms or ≤ 0."""
   from mdnet_tf import run_config  # pylint: disable=import-outside-toplevel
   from mdnet_tf.models import baseline  # pylint: disable=import-outside-toplevel
   from mdnet_tf.models import symplectic  # pylint: disable=import-outside-toplevel
   default = run_config.resolve(str(tmp_path / "d"), smoke_dir, 64, symplectic.FAMILY,
                                {"generating_function": "splitting"})
   assert default.splitting_substep_fs == symplectic.SPLITTING_SUBSTEP
+  assert default.lj_switch_angstrom == 0.0          # the data's truncated force
   config = run_config.resolve(str(tmp_path / "s"), smoke_dir, 64, symplectic.FAMILY,
                               {"generating_function": "splitting", "lj_switch_angstrom": 0.0,
                                "splitting_substep_fs": 32.0})
