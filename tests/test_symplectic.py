@@ -148,9 +148,9 @@ def test_zero_correction_composition_is_velocity_verlet_with_the_lj_force(exact)
   np.testing.assert_allclose(dp, 16.0 * accel(q.numpy()), atol=1e-12)
 
 
-def _numpy_verlet(q, p, box, dt_fs, steps, lj):
+def _numpy_verlet(q, p, box, dt_fs, steps, lj, mass):
   """Velocity Verlet with dense-neighbor-list LJ forces (potentials.energy_and_forces,
-  truncated: the test states keep every pair far from r_c), numpy float64."""
+  truncated: the test states keep every pair far from r_c), numpy float64; mass g/mol."""
   def accel(x):
     _, nl = partition.allocate(tf.constant(x), box, lj.cutoff)
     return potentials.energy_and_forces(tf.constant(x), box, nl, lj)[2].numpy() * (
@@ -159,7 +159,7 @@ def _numpy_verlet(q, p, box, dt_fs, steps, lj):
   a = accel(q)
   for _ in range(steps):
     p_half = p + 0.5 * dt_fs * a
-    q = q + dt_fs * p_half / units.ARGON_MASS
+    q = q + dt_fs * p_half / mass
     a = accel(q)
     p = p_half + 0.5 * dt_fs * a
   return q, p
@@ -174,7 +174,8 @@ def test_zero_correction_splitting_is_verlet_in_substeps(exact):
   out = symplectic.solve(model, q, p, box, symplectic.Solver(1e-13, 200))
   assert bool(out.converged), float(out.last_change)
   assert int(out.iterations) == 1                     # C is the identity: solved at once
-  q1, p1 = _numpy_verlet(q.numpy(), p.numpy(), box, 16.0, 4, model.config.lj())
+  q1, p1 = _numpy_verlet(q.numpy(), p.numpy(), box, 16.0, 4, model.config.lj(),
+                         model.config.mass_amu)
   np.testing.assert_allclose(out.positions.numpy(), q1, atol=1e-11)
   np.testing.assert_allclose(out.momenta.numpy(), p1, atol=1e-11)
   assert np.abs(q1 - q.numpy()).max() > 0.05          # the step moves the atoms

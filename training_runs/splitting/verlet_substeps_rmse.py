@@ -35,6 +35,7 @@ def main(data_dir, dt, *model_dirs):
       q, v = evaluation.model_rmse(m, pairs)
       lines.append(f"{name}: {q:.3e} / {v:.3e}")
       print(lines[-1], flush=True)
+  # Other substeps from the last model's config (δS = 0: only Δt, mass and LJ matter).
   for h, switch in ((64.0, 0.0), (8.0, 0.0), (16.0, symplectic.LJ_SWITCH)):
     config = dataclasses.replace(c, splitting_substep_fs=h, lj_switch_angstrom=switch)
     q, v = evaluation.model_rmse(symplectic.GeneratingFunction(config), pairs)
